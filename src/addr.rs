@@ -1,0 +1,118 @@
+//! A compact IP address that orders the way the output wants: every IPv4
+//! address before every IPv6 one, each family in numeric order.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Addr {
+    V4([u8; 4]),
+    V6([u8; 16]),
+}
+
+impl Addr {
+    /// The zero-padded form of the original tool (`172.016.101.190`), or the
+    /// fully expanded lower-case IPv6 form.
+    pub fn padded(&self) -> Padded<'_> {
+        Padded {
+            addr: self,
+            port: None,
+        }
+    }
+
+    /// `padded` followed by `:port`, with IPv6 in brackets. `None` is `?`.
+    pub fn padded_with_port(&self, port: Option<u16>) -> Padded<'_> {
+        Padded {
+            addr: self,
+            port: Some(port),
+        }
+    }
+
+    /// Canonical text form (`172.16.101.190`, `fd00::102:1`).
+    pub fn canonical(&self) -> String {
+        match self {
+            Addr::V4(o) => std::net::Ipv4Addr::from(*o).to_string(),
+            Addr::V6(o) => std::net::Ipv6Addr::from(*o).to_string(),
+        }
+    }
+}
+
+pub struct Padded<'a> {
+    addr: &'a Addr,
+    port: Option<Option<u16>>,
+}
+
+impl fmt::Display for Padded<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            Addr::V4([a, b, c, d]) => write!(f, "{a:03}.{b:03}.{c:03}.{d:03}")?,
+            Addr::V6(o) => {
+                if self.port.is_some() {
+                    f.write_str("[")?;
+                }
+                for (i, pair) in o.chunks_exact(2).enumerate() {
+                    if let [hi, lo] = pair {
+                        if i > 0 {
+                            f.write_str(":")?;
+                        }
+                        write!(f, "{hi:02x}{lo:02x}")?;
+                    }
+                }
+                if self.port.is_some() {
+                    f.write_str("]")?;
+                }
+            }
+        }
+        match self.port {
+            None => Ok(()),
+            Some(None) => f.write_str(":?"),
+            Some(Some(p)) => write!(f, ":{p}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_is_zero_padded() {
+        let a = Addr::V4([172, 16, 101, 190]);
+        assert_eq!(a.padded().to_string(), "172.016.101.190");
+        assert_eq!(a.padded_with_port(Some(80)).to_string(), "172.016.101.190:80");
+        assert_eq!(a.padded_with_port(None).to_string(), "172.016.101.190:?");
+        assert_eq!(a.canonical(), "172.16.101.190");
+    }
+
+    #[test]
+    fn ipv6_is_expanded_and_bracketed_before_a_port() {
+        let mut o = [0u8; 16];
+        o[0] = 0xfd;
+        o[13] = 0x02;
+        o[15] = 0x01;
+        let a = Addr::V6(o);
+        assert_eq!(a.padded().to_string(), "fd00:0000:0000:0000:0000:0000:0002:0001");
+        assert_eq!(
+            a.padded_with_port(Some(443)).to_string(),
+            "[fd00:0000:0000:0000:0000:0000:0002:0001]:443"
+        );
+        assert_eq!(a.canonical(), "fd00::2:1");
+    }
+
+    #[test]
+    fn ipv4_sorts_before_ipv6() {
+        let mut v = vec![
+            Addr::V6([0; 16]),
+            Addr::V4([255, 0, 0, 1]),
+            Addr::V4([10, 0, 0, 1]),
+        ];
+        v.sort();
+        assert_eq!(
+            v,
+            vec![
+                Addr::V4([10, 0, 0, 1]),
+                Addr::V4([255, 0, 0, 1]),
+                Addr::V6([0; 16])
+            ]
+        );
+    }
+}

@@ -1,0 +1,695 @@
+//! The one owner of connbal's tables: applies events in capture order.
+//!
+//! DNS: queries wait in a bounded table of pending queries; a matched
+//! response binds its client to each backend address under the name the
+//! client asked for (SPEC §4). TCP: a SYN (or, with `-a`, any segment of a
+//! connection) from a client to an address it is bound to counts one
+//! connection to that backend and port (SPEC §5).
+
+use std::collections::VecDeque;
+
+use crate::addr::Addr;
+use crate::event::{DnsEvent, Event, EventBatch, Record, RecordData, Section, Span, TcpEvent};
+use crate::intern::{Interner, Map, NameId};
+use crate::stats::{Counters, Tally};
+use crate::wire::dns::TYPE_SRV;
+use crate::wire::tcp::{ACK, FIN, RST, SYN};
+
+const SECOND: u64 = 1_000_000_000;
+/// A query waits this long (capture time) for its response.
+pub const QUERY_TIMEOUT: u64 = 10 * SECOND;
+/// A SYN with the same 4-tuple and ISN within this window is a retransmission.
+pub const SYN_RETRANSMIT_WINDOW: u64 = 120 * SECOND;
+/// At most this many CNAME links are followed from the asked name.
+pub const MAX_CNAME_LINKS: usize = 16;
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `-a`: count every connection seen, not only new ones.
+    pub all_segments: bool,
+    /// `-F`: only names containing this (lower case) are tracked.
+    pub filter: Option<Vec<u8>>,
+    /// `--all-names`: report single-address names too.
+    pub all_names: bool,
+    /// `--idle-timeout`, in nanoseconds.
+    pub idle_timeout: u64,
+    pub max_pending: usize,
+    pub max_connections: usize,
+    pub max_recent_syns: usize,
+    pub max_srv_targets: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            all_segments: false,
+            filter: None,
+            all_names: false,
+            idle_timeout: 300 * SECOND,
+            max_pending: 200_000,
+            max_connections: 1_000_000,
+            max_recent_syns: 500_000,
+            max_srv_targets: 100_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Looked up as A or AAAA.
+    Address,
+    Srv,
+}
+
+/// One (client, asked name).
+#[derive(Debug)]
+pub struct Service {
+    pub client: Addr,
+    pub name: NameId,
+    pub kind: Kind,
+    pub backends: Vec<u32>,
+    /// Matched responses.
+    pub lookups: u32,
+    pub ttl_min: Option<u32>,
+}
+
+/// One (client, name, address).
+#[derive(Debug)]
+pub struct Backend {
+    pub service: u32,
+    pub addr: Addr,
+    /// Matched responses in which this address appeared.
+    pub dns: u32,
+    /// The ports SRV records gave this address.
+    pub srv_ports: Vec<u16>,
+    /// The response that last counted this backend (one count per response).
+    last_response: u64,
+    /// When the latest response containing it came, and its TTL.
+    pub latest_ts: u64,
+    pub latest_ttl: u32,
+}
+
+/// At most this many SRV ports are kept per backend.
+const MAX_SRV_PORTS: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct QueryKey {
+    client: Addr,
+    server: Addr,
+    client_port: u16,
+    id: u16,
+}
+
+struct Pending {
+    name: Box<[u8]>,
+    qtype: u16,
+    ts: u64,
+    generation: u64,
+}
+
+/// Queries awaiting their response, oldest first out.
+#[derive(Default)]
+struct PendingQueries {
+    map: Map<QueryKey, Pending>,
+    order: VecDeque<(u64, QueryKey, u64)>,
+    generation: u64,
+}
+
+impl PendingQueries {
+    /// Drops queries older than the timeout; returns how many expired.
+    fn expire(&mut self, now: u64) -> u64 {
+        let mut expired = 0;
+        while let Some(&(ts, key, generation)) = self.order.front() {
+            if ts.saturating_add(QUERY_TIMEOUT) >= now {
+                break;
+            }
+            self.order.pop_front();
+            if self.map.get(&key).is_some_and(|p| p.generation == generation) {
+                self.map.remove(&key);
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    /// Inserts (replacing a query with the same key); returns how many of
+    /// the oldest entries were evicted to stay within `cap`.
+    fn insert(&mut self, key: QueryKey, name: &[u8], qtype: u16, ts: u64, cap: usize) -> u64 {
+        self.generation += 1;
+        let generation = self.generation;
+        self.map.insert(
+            key,
+            Pending {
+                name: name.into(),
+                qtype,
+                ts,
+                generation,
+            },
+        );
+        self.order.push_back((ts, key, generation));
+        let mut evicted = 0;
+        while self.map.len() > cap || self.order.len() > cap.saturating_mul(2) {
+            let Some((_, k, g)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&k).is_some_and(|p| p.generation == g) {
+                self.map.remove(&k);
+                evicted += 1;
+            }
+        }
+        evicted
+    }
+}
+
+/// A directed (SYN table) or canonical (`-a` table) TCP 4-tuple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FourTuple {
+    a: Addr,
+    b: Addr,
+    a_port: u16,
+    b_port: u16,
+}
+
+impl FourTuple {
+    fn directed(ev: &TcpEvent) -> Self {
+        FourTuple {
+            a: ev.src,
+            b: ev.dst,
+            a_port: ev.src_port,
+            b_port: ev.dst_port,
+        }
+    }
+
+    fn canonical(ev: &TcpEvent) -> Self {
+        if (ev.src, ev.src_port) <= (ev.dst, ev.dst_port) {
+            Self::directed(ev)
+        } else {
+            FourTuple {
+                a: ev.dst,
+                b: ev.src,
+                a_port: ev.dst_port,
+                b_port: ev.src_port,
+            }
+        }
+    }
+}
+
+/// Recent SYNs, to tell a retransmission from a new connection.
+#[derive(Default)]
+struct RecentSyns {
+    map: Map<FourTuple, (u32, u64)>,
+    order: VecDeque<(u64, FourTuple)>,
+}
+
+impl RecentSyns {
+    /// Records this SYN; true when it repeats one seen within the window.
+    fn is_retransmission(&mut self, key: FourTuple, isn: u32, ts: u64, cap: usize) -> (bool, u64) {
+        while let Some(&(t, k)) = self.order.front() {
+            if t.saturating_add(SYN_RETRANSMIT_WINDOW) >= ts {
+                break;
+            }
+            self.order.pop_front();
+            if self.map.get(&k).is_some_and(|&(_, seen)| seen == t) {
+                self.map.remove(&k);
+            }
+        }
+        if let Some(&(seen_isn, seen_ts)) = self.map.get(&key)
+            && seen_isn == isn
+            && ts.saturating_sub(seen_ts) <= SYN_RETRANSMIT_WINDOW
+        {
+            return (true, 0);
+        }
+        self.map.insert(key, (isn, ts));
+        self.order.push_back((ts, key));
+        let mut evicted = 0;
+        while self.map.len() > cap || self.order.len() > cap.saturating_mul(2) {
+            let Some((t, k)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&k).is_some_and(|&(_, seen)| seen == t) {
+                self.map.remove(&k);
+                evicted += 1;
+            }
+        }
+        (false, evicted)
+    }
+}
+
+/// A connection followed with `-a`.
+#[derive(Clone, Copy, Debug)]
+struct Connection {
+    isn: Option<u32>,
+    syn_ts: u64,
+    last: u64,
+    counted: bool,
+    closed: bool,
+}
+
+pub struct Aggregator {
+    opts: Options,
+    pub names: Interner,
+    pending: PendingQueries,
+    pub services: Vec<Service>,
+    service_index: Map<(Addr, NameId), u32>,
+    pub backends: Vec<Backend>,
+    backend_index: Map<(u32, Addr), u32>,
+    /// Connections per (backend, port).
+    pub conns: Map<(u32, u16), u32>,
+    /// (client, address) -> the backend its latest response made it.
+    bindings: Map<(Addr, Addr), u32>,
+    /// SRV targets that came without an address: (client, target) -> the
+    /// SRV services and ports waiting for the target's own lookup.
+    srv_targets: Map<(Addr, NameId), Vec<(u32, u16)>>,
+    recent_syns: RecentSyns,
+    connections: Map<FourTuple, Connection>,
+    next_sweep: u64,
+    response_serial: u64,
+    pub counters: Counters,
+    pub tally: Tally,
+    chain: Vec<Span>,
+    found: Vec<(Addr, u32)>,
+}
+
+impl Aggregator {
+    pub fn new(opts: Options) -> Self {
+        Aggregator {
+            opts,
+            names: Interner::default(),
+            pending: PendingQueries::default(),
+            services: Vec::new(),
+            service_index: Map::default(),
+            backends: Vec::new(),
+            backend_index: Map::default(),
+            conns: Map::default(),
+            bindings: Map::default(),
+            srv_targets: Map::default(),
+            recent_syns: RecentSyns::default(),
+            connections: Map::default(),
+            next_sweep: 0,
+            response_serial: 0,
+            counters: Counters::default(),
+            tally: Tally::default(),
+            chain: Vec::new(),
+            found: Vec::new(),
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Applies one batch; batches must come in capture order.
+    pub fn apply(&mut self, batch: &EventBatch) {
+        self.counters.add(&batch.counters);
+        for ev in &batch.events {
+            match ev {
+                Event::Tcp(t) if self.opts.all_segments => self.segment(t),
+                Event::Tcp(t) => self.syn(t),
+                Event::Query(q) => self.query(q, batch),
+                Event::Response(r) => self.response(r, batch),
+            }
+        }
+    }
+
+    fn query(&mut self, q: &DnsEvent, batch: &EventBatch) {
+        let name = batch.name(q.qname);
+        if !self.wanted(q.client, name) {
+            self.tally.queries_filtered += 1;
+            return;
+        }
+        self.tally.queries += 1;
+        self.tally.pending_expired += self.pending.expire(q.ts);
+        let key = QueryKey {
+            client: q.client,
+            server: q.server,
+            client_port: q.client_port,
+            id: q.id,
+        };
+        self.tally.pending_evicted += self
+            .pending
+            .insert(key, name, q.qtype, q.ts, self.opts.max_pending);
+    }
+
+    /// `-F`: a name containing the filter, or an SRV target this client
+    /// still has to resolve for a tracked SRV name.
+    fn wanted(&self, client: Addr, name: &[u8]) -> bool {
+        let Some(filter) = &self.opts.filter else {
+            return true;
+        };
+        contains(name, filter)
+            || self
+                .names
+                .get(name)
+                .is_some_and(|id| self.srv_targets.contains_key(&(client, id)))
+    }
+
+    fn response(&mut self, r: &DnsEvent, batch: &EventBatch) {
+        let key = QueryKey {
+            client: r.client,
+            server: r.server,
+            client_port: r.client_port,
+            id: r.id,
+        };
+        let qname = batch.name(r.qname);
+        let matched = self
+            .pending
+            .map
+            .get(&key)
+            .is_some_and(|p| p.qtype == r.qtype && *p.name == *qname);
+        if !matched {
+            self.tally.responses_unmatched += 1;
+            return;
+        }
+        let Some(pending) = self.pending.map.remove(&key) else {
+            return;
+        };
+        if r.ts.saturating_sub(pending.ts) > QUERY_TIMEOUT {
+            self.tally.responses_late += 1;
+            return;
+        }
+        self.tally.responses_matched += 1;
+        self.response_serial += 1;
+        let records = batch.records_of(r);
+        let name = self.names.intern(qname);
+        self.build_chain(r.qname, records, batch);
+
+        if r.qtype == TYPE_SRV {
+            self.srv_response(r, name, records, batch);
+        } else {
+            self.address_response(r, name, records, batch);
+        }
+    }
+
+    /// The asked name plus every CNAME target reached from it.
+    fn build_chain(&mut self, qname: Span, records: &[Record], batch: &EventBatch) {
+        self.chain.clear();
+        self.chain.push(qname);
+        let mut links = 0;
+        let mut grew = true;
+        while grew && links < MAX_CNAME_LINKS {
+            grew = false;
+            for rec in records {
+                let (Section::Answer, RecordData::Cname(target)) = (rec.section, rec.data) else {
+                    continue;
+                };
+                if links >= MAX_CNAME_LINKS {
+                    break;
+                }
+                let owner = batch.name(rec.owner);
+                let target_name = batch.name(target);
+                let has = |chain: &[Span], n: &[u8]| chain.iter().any(|s| batch.name(*s) == n);
+                if has(&self.chain, owner) && !has(&self.chain, target_name) {
+                    self.chain.push(target);
+                    links += 1;
+                    grew = true;
+                }
+            }
+        }
+    }
+
+    fn in_chain(&self, owner: Span, batch: &EventBatch) -> bool {
+        let owner = batch.name(owner);
+        self.chain.iter().any(|s| batch.name(*s) == owner)
+    }
+
+    fn address_response(&mut self, r: &DnsEvent, name: NameId, records: &[Record], batch: &EventBatch) {
+        self.found.clear();
+        for rec in records {
+            if let (Section::Answer, RecordData::Addr(a)) = (rec.section, rec.data)
+                && self.in_chain(rec.owner, batch)
+            {
+                self.found.push((a, rec.ttl));
+            }
+        }
+        let ttl = self.chain_ttl(records, batch);
+        let service = self.service(r.client, name, Kind::Address);
+        self.note_lookup(service, ttl);
+        let found = std::mem::take(&mut self.found);
+        for &(addr, _) in &found {
+            self.add_backend(service, addr, None, r.ts, ttl);
+        }
+        // SRV services waiting for this target's addresses: they become
+        // backends of the SRV name, with the SRV ports.
+        if let Some(waiting) = self.srv_targets.get(&(r.client, name)).cloned() {
+            for (srv_service, port) in waiting {
+                for &(addr, _) in &found {
+                    self.add_backend(srv_service, addr, Some(port), r.ts, ttl);
+                }
+            }
+        }
+        self.found = found;
+    }
+
+    /// The smallest TTL among the records the response was read from.
+    fn chain_ttl(&self, records: &[Record], batch: &EventBatch) -> Option<u32> {
+        records
+            .iter()
+            .filter(|rec| rec.section == Section::Answer && self.in_chain(rec.owner, batch))
+            .map(|rec| rec.ttl)
+            .min()
+    }
+
+    fn srv_response(&mut self, r: &DnsEvent, name: NameId, records: &[Record], batch: &EventBatch) {
+        let service = self.service(r.client, name, Kind::Srv);
+        let mut ttl: Option<u32> = None;
+        let mut lower = |t: u32| ttl = Some(ttl.map_or(t, |x| x.min(t)));
+        // (target, port) of every SRV record owned by a chain name.
+        let mut targets: Vec<(Span, u16, u32)> = Vec::new();
+        for rec in records {
+            if let (Section::Answer, RecordData::Srv { target, port, .. }) = (rec.section, rec.data)
+                && self.in_chain(rec.owner, batch)
+            {
+                targets.push((target, port, rec.ttl));
+                lower(rec.ttl);
+            }
+        }
+        for rec in records {
+            if let (Section::Answer, RecordData::Cname(_)) = (rec.section, rec.data)
+                && self.in_chain(rec.owner, batch)
+            {
+                lower(rec.ttl);
+            }
+        }
+        let mut backends: Vec<(Addr, u16)> = Vec::new();
+        let mut unresolved: Vec<(Span, u16)> = Vec::new();
+        for &(target, port, _) in &targets {
+            let target_name = batch.name(target);
+            let mut any = false;
+            for rec in records {
+                if let RecordData::Addr(a) = rec.data
+                    && batch.name(rec.owner) == target_name
+                {
+                    backends.push((a, port));
+                    lower(rec.ttl);
+                    any = true;
+                }
+            }
+            if !any {
+                unresolved.push((target, port));
+            }
+        }
+        self.note_lookup(service, ttl);
+        for (addr, port) in backends {
+            self.add_backend(service, addr, Some(port), r.ts, ttl);
+        }
+        for (target, port) in unresolved {
+            if self.srv_targets.len() >= self.opts.max_srv_targets {
+                self.tally.srv_targets_evicted += 1;
+                continue;
+            }
+            let target = self.names.intern(batch.name(target));
+            let waiting = self.srv_targets.entry((r.client, target)).or_default();
+            if !waiting.contains(&(service, port)) && waiting.len() < MAX_SRV_PORTS {
+                waiting.push((service, port));
+            }
+        }
+    }
+
+    fn service(&mut self, client: Addr, name: NameId, kind: Kind) -> u32 {
+        let next = self.services.len() as u32;
+        let id = *self.service_index.entry((client, name)).or_insert(next);
+        if id == next {
+            self.services.push(Service {
+                client,
+                name,
+                kind,
+                backends: Vec::new(),
+                lookups: 0,
+                ttl_min: None,
+            });
+        } else if kind == Kind::Srv
+            && let Some(s) = self.services.get_mut(id as usize)
+        {
+            s.kind = Kind::Srv;
+        }
+        id
+    }
+
+    fn note_lookup(&mut self, service: u32, ttl: Option<u32>) {
+        if let Some(s) = self.services.get_mut(service as usize) {
+            s.lookups += 1;
+            if let Some(t) = ttl {
+                s.ttl_min = Some(s.ttl_min.map_or(t, |m| m.min(t)));
+            }
+        }
+    }
+
+    /// Counts `addr` as seen in this response under `service` (once per
+    /// response), notes an SRV port, and binds the client to it.
+    fn add_backend(&mut self, service: u32, addr: Addr, srv_port: Option<u16>, ts: u64, ttl: Option<u32>) {
+        let next = self.backends.len() as u32;
+        let id = *self.backend_index.entry((service, addr)).or_insert(next);
+        if id == next {
+            self.backends.push(Backend {
+                service,
+                addr,
+                dns: 0,
+                srv_ports: Vec::new(),
+                last_response: 0,
+                latest_ts: 0,
+                latest_ttl: 0,
+            });
+            if let Some(s) = self.services.get_mut(service as usize) {
+                s.backends.push(id);
+            }
+        }
+        let serial = self.response_serial;
+        let Some(b) = self.backends.get_mut(id as usize) else {
+            return;
+        };
+        if b.last_response != serial {
+            b.last_response = serial;
+            b.dns += 1;
+        }
+        if let Some(p) = srv_port
+            && !b.srv_ports.contains(&p)
+            && b.srv_ports.len() < MAX_SRV_PORTS
+        {
+            b.srv_ports.push(p);
+        }
+        b.latest_ts = ts;
+        b.latest_ttl = ttl.unwrap_or(0);
+        let client = self.services.get(service as usize).map(|s| s.client);
+        if let Some(client) = client {
+            self.bindings.insert((client, addr), id);
+        }
+    }
+
+    /// Default mode: a SYN (ACK, RST, FIN clear) to a bound address.
+    fn syn(&mut self, t: &TcpEvent) {
+        if t.flags & (SYN | ACK | RST | FIN) != SYN {
+            return;
+        }
+        let (retransmitted, evicted) = self.recent_syns.is_retransmission(
+            FourTuple::directed(t),
+            t.seq,
+            t.ts,
+            self.opts.max_recent_syns,
+        );
+        self.tally.syn_table_evicted += evicted;
+        if retransmitted {
+            self.tally.syns_retransmitted += 1;
+            return;
+        }
+        match self.bindings.get(&(t.src, t.dst)) {
+            Some(&backend) => {
+                *self.conns.entry((backend, t.dst_port)).or_insert(0) += 1;
+                self.tally.syns_counted += 1;
+            }
+            None => self.tally.syns_unattributed += 1,
+        }
+    }
+
+    /// `-a`: the first segment of a connection seen while its client is
+    /// bound to its backend counts it, once.
+    fn segment(&mut self, t: &TcpEvent) {
+        self.sweep_connections(t.ts);
+        let is_syn = t.flags & (SYN | ACK | RST | FIN) == SYN;
+        let closing = t.flags & (FIN | RST) != 0;
+        let key = FourTuple::canonical(t);
+        let attribution = self.attribute(t);
+        if let Some(c) = self.connections.get_mut(&key) {
+            c.last = t.ts;
+            if is_syn {
+                if c.isn == Some(t.seq) && t.ts.saturating_sub(c.syn_ts) <= SYN_RETRANSMIT_WINDOW {
+                    self.tally.syns_retransmitted += 1;
+                    return;
+                }
+                if c.closed {
+                    *c = Connection {
+                        isn: Some(t.seq),
+                        syn_ts: t.ts,
+                        last: t.ts,
+                        counted: false,
+                        closed: false,
+                    };
+                }
+            }
+            if c.closed {
+                return;
+            }
+            if closing {
+                c.closed = true;
+            }
+            if c.counted {
+                return;
+            }
+            if let Some((backend, port)) = attribution {
+                c.counted = true;
+                *self.conns.entry((backend, port)).or_insert(0) += 1;
+                self.tally.conns_counted += 1;
+            }
+            return;
+        }
+        let Some((backend, port)) = attribution else {
+            return;
+        };
+        *self.conns.entry((backend, port)).or_insert(0) += 1;
+        self.tally.conns_counted += 1;
+        if self.connections.len() >= self.opts.max_connections {
+            self.connections.retain(|_, c| !c.closed);
+            if self.connections.len() >= self.opts.max_connections {
+                self.tally.conns_evicted += 1;
+                return;
+            }
+        }
+        self.connections.insert(
+            key,
+            Connection {
+                isn: is_syn.then_some(t.seq),
+                syn_ts: t.ts,
+                last: t.ts,
+                counted: true,
+                closed: closing,
+            },
+        );
+    }
+
+    /// The backend and port of a segment in either direction.
+    fn attribute(&self, t: &TcpEvent) -> Option<(u32, u16)> {
+        if let Some(&b) = self.bindings.get(&(t.src, t.dst)) {
+            return Some((b, t.dst_port));
+        }
+        self.bindings.get(&(t.dst, t.src)).map(|&b| (b, t.src_port))
+    }
+
+    fn sweep_connections(&mut self, now: u64) {
+        if now < self.next_sweep {
+            return;
+        }
+        let idle = self.opts.idle_timeout;
+        let before = self.connections.len();
+        self.connections.retain(|_, c| now.saturating_sub(c.last) <= idle);
+        self.tally.conns_expired += (before - self.connections.len()) as u64;
+        self.next_sweep = now.saturating_add((idle / 4).max(SECOND));
+    }
+
+    /// Whether a (client, name) is reported (SPEC §4).
+    pub fn reported(&self, s: &Service) -> bool {
+        s.kind == Kind::Srv || s.backends.len() >= 2 || self.opts.all_names
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,85 @@
+//! Capture formats, recognised from their first bytes (never from a file
+//! name), and framed into records by one API.
+//!
+//! A framer is handed a byte slice that starts at a record boundary and says
+//! what lies there: a whole record, a block to skip, not enough bytes yet,
+//! or damage. The same framer serves a mapped file (one slice, all of it)
+//! and a pipe (a rolling buffer), so both read a capture the same way.
+
+pub mod snoop;
+
+use crate::dissect::Link;
+
+/// Records over this size are damage, not data (SPEC §2).
+pub const MAX_RECORD: usize = 16 * 1024 * 1024;
+
+/// Where a record's packet bytes are, and what they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// Offset of the packet bytes from the start of the slice framed.
+    pub data_off: u32,
+    pub caplen: u32,
+    pub link: Link,
+    /// Capture time, nanoseconds since the epoch.
+    pub ts: u64,
+    /// snoop's cumulative kernel drop count.
+    pub drops: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A record, and the bytes it spans.
+    Record(RecordMeta, usize),
+    /// A block with no packet in it (pcapng), and its length.
+    Skip(usize),
+    /// The slice ends inside the next record; at least this many bytes
+    /// (from the slice's start) are needed.
+    Incomplete(usize),
+    /// The bytes here cannot be a record: what is wrong with them.
+    Damaged(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DetectError {
+    /// Not enough bytes to tell yet.
+    NeedMore,
+    /// A one-line description of what the input is instead.
+    Unsupported(String),
+}
+
+/// The framer of one capture, chosen from its first bytes.
+#[derive(Clone, Debug)]
+pub enum Framer {
+    Snoop(snoop::SnoopFramer),
+}
+
+impl Framer {
+    /// Recognises the format; returns the framer and the length of the file
+    /// header that precedes the first record.
+    pub fn detect(head: &[u8]) -> Result<(Framer, usize), DetectError> {
+        if head.starts_with(snoop::MAGIC) || snoop::MAGIC.starts_with(head) {
+            let (f, len) = snoop::SnoopFramer::from_header(head)?;
+            return Ok((Framer::Snoop(f), len));
+        }
+        if head.len() < 4 {
+            return Err(DetectError::NeedMore);
+        }
+        let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Err(DetectError::Unsupported(format!(
+            "not a snoop, pcap or pcapng capture (it starts with {})",
+            shown.join(" ")
+        )))
+    }
+
+    pub fn next(&mut self, buf: &[u8]) -> Frame {
+        match self {
+            Framer::Snoop(f) => f.next(buf),
+        }
+    }
+
+    pub fn format_name(&self) -> &'static str {
+        match self {
+            Framer::Snoop(_) => "snoop",
+        }
+    }
+}

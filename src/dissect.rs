@@ -1,0 +1,314 @@
+//! One capture record in, zero or more compact events out.
+//!
+//! Link layer -> IP -> UDP/TCP -> DNS, each through the checked views of
+//! [`crate::wire`]. A packet cut by the snap length is dissected as far as
+//! it goes and counted as truncated.
+
+use crate::addr::Addr;
+use crate::event::{DnsEvent, Event, EventBatch, Record, RecordData, Section, Span, TcpEvent};
+use crate::wire::dns::{self, DnsError, DnsMessage};
+use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use crate::wire::ip::{self, IpPacket, PROTO_TCP, PROTO_UDP};
+use crate::wire::{WireError, tcp, udp};
+
+const DNS_PORT: u16 = 53;
+
+/// The link layer a record starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Link {
+    Ethernet,
+    /// illumos/Solaris `snoop -I`: a 24-byte `dl_ipnetinfo` header.
+    Ipnet,
+    /// Raw IP, version from the first nibble.
+    Raw,
+    Ipv4,
+    Ipv6,
+    /// Linux cooked capture v1 (16-byte header).
+    Sll,
+    /// Linux cooked capture v2 (20-byte header).
+    Sll2,
+    /// BSD null: a 4-byte address family in the writer's byte order.
+    Null,
+    /// OpenBSD loop: a 4-byte address family, big-endian.
+    Loop,
+}
+
+/// Settings the workers need; cheap to copy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Dissector {
+    /// `-a`: every TCP segment becomes an event, not only connection SYNs.
+    pub all_segments: bool,
+}
+
+impl Dissector {
+    pub fn record(&self, link: Link, ts: u64, data: &[u8], out: &mut EventBatch) {
+        let ip_bytes = match link_payload(link, data) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                out.counters.not_ip += 1;
+                return;
+            }
+            Err(e) => {
+                self.note_error(e, out);
+                return;
+            }
+        };
+        let packet = match ip::parse(ip_bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.note_error(e, out);
+                return;
+            }
+        };
+        self.ip(ts, &packet, out);
+    }
+
+    fn note_error(&self, e: WireError, out: &mut EventBatch) {
+        match e {
+            WireError::Truncated { .. } => out.counters.truncated += 1,
+            WireError::Malformed { .. } => out.counters.bad_ip += 1,
+        }
+    }
+
+    fn ip(&self, ts: u64, p: &IpPacket<'_>, out: &mut EventBatch) {
+        let mut truncated = p.truncated;
+        if p.later_fragment {
+            out.counters.fragments += 1;
+            return;
+        }
+        match p.protocol {
+            PROTO_UDP => match udp::parse(p.payload) {
+                Ok(u) if u.src_port == DNS_PORT || u.dst_port == DNS_PORT => {
+                    truncated |= u.truncated;
+                    if p.more_fragments {
+                        // The message continues in later fragments.
+                        out.counters.fragments += 1;
+                    } else {
+                        self.dns(ts, p, u.src_port, u.dst_port, u.payload, out);
+                    }
+                }
+                Ok(u) => truncated |= u.truncated,
+                Err(WireError::Truncated { .. }) => truncated = true,
+                Err(WireError::Malformed { .. }) => out.counters.bad_ip += 1,
+            },
+            PROTO_TCP => match tcp::parse(p.payload) {
+                Ok(t) => {
+                    truncated |= t.truncated;
+                    out.counters.tcp_segments += 1;
+                    let pure_syn = t.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN) == tcp::SYN;
+                    if self.all_segments || pure_syn {
+                        out.events.push(Event::Tcp(TcpEvent {
+                            ts,
+                            src: p.src,
+                            dst: p.dst,
+                            src_port: t.src_port,
+                            dst_port: t.dst_port,
+                            seq: t.seq,
+                            flags: t.flags,
+                        }));
+                    }
+                    if t.src_port == DNS_PORT || t.dst_port == DNS_PORT {
+                        self.dns_over_tcp(ts, p, t.src_port, t.dst_port, t.payload, out);
+                    }
+                }
+                Err(WireError::Truncated { .. }) => truncated = true,
+                Err(WireError::Malformed { .. }) => out.counters.bad_ip += 1,
+            },
+            _ => {}
+        }
+        if truncated {
+            out.counters.truncated += 1;
+        }
+    }
+
+    /// Every DNS message that lies whole in this segment, each behind its
+    /// 2-byte length.
+    fn dns_over_tcp(
+        &self,
+        ts: u64,
+        p: &IpPacket<'_>,
+        sport: u16,
+        dport: u16,
+        mut payload: &[u8],
+        out: &mut EventBatch,
+    ) {
+        while let [hi, lo, rest @ ..] = payload {
+            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+            let Some(msg) = rest.get(..len) else { break };
+            self.dns(ts, p, sport, dport, msg, out);
+            payload = rest.get(len..).unwrap_or(&[]);
+        }
+    }
+
+    fn dns(&self, ts: u64, p: &IpPacket<'_>, sport: u16, dport: u16, bytes: &[u8], out: &mut EventBatch) {
+        out.counters.dns_messages += 1;
+        let names_mark = out.names.len();
+        let records_mark = out.records.len();
+        match parse_dns(ts, p, sport, dport, bytes, out) {
+            Ok(Some(ev)) => out.events.push(ev),
+            Ok(None) => {
+                out.names.truncate(names_mark);
+                out.counters.dns_ignored += 1;
+            }
+            Err(_) => {
+                out.names.truncate(names_mark);
+                out.records.truncate(records_mark);
+                out.counters.dns_malformed += 1;
+            }
+        }
+    }
+}
+
+/// The bytes after the link-layer header, or `None` for a frame that does
+/// not carry IPv4 or IPv6.
+pub fn link_payload(link: Link, data: &[u8]) -> Result<Option<&[u8]>, WireError> {
+    let short = |required| WireError::Truncated {
+        layer: crate::wire::Layer::Link,
+        required,
+        len: data.len(),
+    };
+    let is_ip = |t: u16| t == ETHERTYPE_IPV4 || t == ETHERTYPE_IPV6;
+    match link {
+        Link::Ethernet => {
+            let (ethertype, rest) = ethernet::payload(data)?;
+            Ok(is_ip(ethertype).then_some(rest))
+        }
+        Link::Ipnet => {
+            let family = *data.get(1).ok_or(short(24))?;
+            let rest = data.get(24..).ok_or(short(24))?;
+            Ok((family == 2 || family == 26).then_some(rest))
+        }
+        Link::Raw | Link::Ipv4 | Link::Ipv6 => Ok(Some(data)),
+        Link::Sll => {
+            let t = data.get(14..).and_then(<[u8]>::first_chunk).ok_or(short(16))?;
+            let rest = data.get(16..).ok_or(short(16))?;
+            Ok(is_ip(u16::from_be_bytes(*t)).then_some(rest))
+        }
+        Link::Sll2 => {
+            let t = data.first_chunk().ok_or(short(20))?;
+            let rest = data.get(20..).ok_or(short(20))?;
+            Ok(is_ip(u16::from_be_bytes(*t)).then_some(rest))
+        }
+        Link::Null | Link::Loop => {
+            let family: [u8; 4] = *data.first_chunk().ok_or(short(4))?;
+            let rest = data.get(4..).ok_or(short(4))?;
+            let values = if link == Link::Loop {
+                [u32::from_be_bytes(family), u32::from_be_bytes(family)]
+            } else {
+                [u32::from_le_bytes(family), u32::from_be_bytes(family)]
+            };
+            // AF_INET is 2 everywhere; AF_INET6 is 24, 28 or 30 by OS.
+            Ok(values
+                .iter()
+                .any(|v| matches!(v, 2 | 24 | 28 | 30))
+                .then_some(rest))
+        }
+    }
+}
+
+fn parse_dns(
+    ts: u64,
+    p: &IpPacket<'_>,
+    sport: u16,
+    dport: u16,
+    bytes: &[u8],
+    out: &mut EventBatch,
+) -> Result<Option<Event>, DnsError> {
+    let msg = DnsMessage::parse(bytes)?;
+    if msg.opcode() != dns::OPCODE_QUERY || msg.qdcount != 1 {
+        return Ok(None);
+    }
+    let response = msg.is_response();
+    if (response && sport != DNS_PORT) || (!response && dport != DNS_PORT) {
+        return Ok(None);
+    }
+    let qname = span_of(out, |names| msg.question(names))?;
+    let (qname, q) = qname;
+    if q.qclass != dns::CLASS_IN || !matches!(q.qtype, dns::TYPE_A | dns::TYPE_AAAA | dns::TYPE_SRV) {
+        return Ok(None);
+    }
+    let (client, server, client_port) = if response {
+        (p.dst, p.src, dport)
+    } else {
+        (p.src, p.dst, sport)
+    };
+    let mut ev = DnsEvent {
+        ts,
+        client,
+        server,
+        client_port,
+        id: msg.id,
+        qtype: q.qtype,
+        qname,
+        records: (0, 0),
+    };
+    if !response {
+        return Ok(Some(Event::Query(ev)));
+    }
+    let first = out.records.len();
+    let answers = usize::from(msg.ancount);
+    let authority_end = answers + usize::from(msg.nscount);
+    let total = authority_end + usize::from(msg.arcount);
+    let buf = msg.bytes();
+    let mut pos = q.end;
+    for i in 0..total {
+        let (rec, next) = dns::record_at(buf, pos)?;
+        pos = next;
+        let section = if i < answers {
+            Section::Answer
+        } else if i >= authority_end {
+            Section::Additional
+        } else {
+            continue;
+        };
+        if rec.class != dns::CLASS_IN {
+            continue;
+        }
+        let rdata = buf.get(rec.rdata_start..rec.rdata_end).ok_or(DnsError::Short)?;
+        let data = match rec.rtype {
+            dns::TYPE_A => RecordData::Addr(Addr::V4(rdata.try_into().map_err(|_| DnsError::BadRdata)?)),
+            dns::TYPE_AAAA => RecordData::Addr(Addr::V6(rdata.try_into().map_err(|_| DnsError::BadRdata)?)),
+            dns::TYPE_CNAME => {
+                let (target, _) = span_of(out, |names| dns::read_name(buf, rec.rdata_start, names))?;
+                RecordData::Cname(target)
+            }
+            dns::TYPE_SRV => {
+                let (priority, weight, port, at) = dns::srv_fixed(buf, &rec)?;
+                let (target, _) = span_of(out, |names| dns::read_name(buf, at, names))?;
+                RecordData::Srv {
+                    target,
+                    port,
+                    priority,
+                    weight,
+                }
+            }
+            _ => continue,
+        };
+        let (owner, _) = span_of(out, |names| dns::read_name(buf, rec.owner, names))?;
+        out.records.push(Record {
+            owner,
+            ttl: rec.ttl,
+            section,
+            data,
+        });
+    }
+    ev.records = (first as u32, out.records.len() as u32);
+    Ok(Some(Event::Response(ev)))
+}
+
+/// Runs a name decoder that appends to the batch's arena and returns the
+/// span it wrote, plus the decoder's own result.
+fn span_of<T>(
+    out: &mut EventBatch,
+    decode: impl FnOnce(&mut Vec<u8>) -> Result<T, DnsError>,
+) -> Result<(Span, T), DnsError> {
+    let start = out.names.len();
+    let value = decode(&mut out.names)?;
+    Ok((
+        Span {
+            start: start as u32,
+            len: (out.names.len() - start) as u32,
+        },
+        value,
+    ))
+}

@@ -1,0 +1,125 @@
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::thread;
+
+use clap::Parser;
+use crossbeam_channel::{Receiver, bounded};
+
+use connbal::aggregate;
+use connbal::cli::Cli;
+use connbal::output;
+use connbal::pipeline::{self, Config};
+use connbal::source::{self, Ending, OpenError, Source};
+use connbal::stats;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const EXIT_USAGE: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(EXIT_USAGE),
+            };
+        }
+    };
+    let path = match source::input_path(cli.file_flag.clone(), cli.file.clone()) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("connbal: {msg}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let interrupt = match watch_signals() {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("connbal: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let source = match Source::open(path.as_deref()) {
+        Ok(s) => s,
+        Err(OpenError::Io(msg)) => {
+            eprintln!("connbal: {msg}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(OpenError::Format(msg)) => {
+            eprintln!("connbal: {msg}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let label = source.label.clone();
+    let config = Config {
+        threads: cli
+            .threads
+            .map(usize::from)
+            .unwrap_or_else(|| thread::available_parallelism().map_or(2, |n| n.get())),
+        aggregate: aggregate::Options {
+            all_segments: cli.all,
+            filter: cli.filter.as_ref().map(|f| f.to_ascii_lowercase().into_bytes()),
+            all_names: cli.all_names,
+            idle_timeout: cli.idle_timeout.saturating_mul(1_000_000_000),
+            ..aggregate::Options::default()
+        },
+    };
+
+    let outcome = pipeline::run(source, &config, Some(&interrupt));
+
+    let mut status = ExitCode::SUCCESS;
+    match &outcome.ending {
+        Ending::Complete | Ending::Stopped => {}
+        Ending::CutOff { offset, bytes } => eprintln!(
+            "connbal: warning: {label}: the capture ends inside a record at byte offset {offset} ({bytes} bytes ignored)"
+        ),
+        Ending::Damaged { offset, what } => {
+            eprintln!(
+                "connbal: {label}: damaged capture at byte offset {offset}: {what}; stopped reading there"
+            );
+            status = ExitCode::from(EXIT_BAD_INPUT);
+        }
+        Ending::ReadError(msg) => {
+            eprintln!("connbal: {label}: read error: {msg}; stopped reading there");
+            status = ExitCode::from(EXIT_USAGE);
+        }
+    }
+
+    let agg = &outcome.aggregator;
+    let rows = output::rows(agg);
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let written = output::write_tsv(&rows, &mut out).and_then(|()| out.flush());
+    if let Err(e) = written
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        eprintln!("connbal: cannot write the summary: {e}");
+        status = ExitCode::from(EXIT_USAGE);
+    }
+    if !cli.quiet {
+        eprint!("{}", stats::render(&agg.counters, &agg.tally, cli.all));
+    }
+    status
+}
+
+/// SIGINT and SIGTERM arrive here as a message: stop reading, print the
+/// summary, exit 0.
+fn watch_signals() -> io::Result<Receiver<()>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let (tx, rx) = bounded(1);
+    thread::Builder::new()
+        .name("connbal-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let _ = tx.try_send(());
+            }
+        })?;
+    Ok(rx)
+}

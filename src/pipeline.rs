@@ -1,0 +1,132 @@
+//! The stages on threads: one reader frames records into batches, parser
+//! workers dissect batches into events, and the calling thread aggregates
+//! events in capture order. Channels are bounded and every thread blocks
+//! when it has nothing to do: an idle pipe costs no CPU.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
+
+use crate::aggregate::{self, Aggregator};
+use crate::dissect::Dissector;
+use crate::event::EventBatch;
+use crate::source::{Batch, Chunk, Ending, Source};
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Parser workers.
+    pub threads: usize,
+    pub aggregate: aggregate::Options,
+}
+
+pub struct Outcome {
+    pub aggregator: Aggregator,
+    pub ending: Ending,
+}
+
+/// Reads `source` to its end (or until `interrupt` fires) and returns the
+/// tables. On an interrupt it returns at once, without waiting for a reader
+/// blocked on a silent pipe.
+pub fn run(source: Source, config: &Config, interrupt: Option<&Receiver<()>>) -> Outcome {
+    let threads = config.threads.max(1);
+    let dissector = Dissector {
+        all_segments: config.aggregate.all_segments,
+    };
+    let (batch_tx, batch_rx) = bounded::<Batch>(threads * 2);
+    let (event_tx, event_rx) = bounded::<EventBatch>(threads * 2);
+    let (spare_events_tx, spare_events_rx) = unbounded::<EventBatch>();
+    let (spare_buffers_tx, spare_buffers_rx) = unbounded::<Vec<u8>>();
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let reader = {
+        let stop = Arc::clone(&stop);
+        thread::Builder::new()
+            .name("connbal-reader".into())
+            .spawn(move || source.read(&batch_tx, &spare_buffers_rx, &stop))
+    };
+    let reader = match reader {
+        Ok(h) => h,
+        Err(e) => {
+            return Outcome {
+                aggregator: Aggregator::new(config.aggregate.clone()),
+                ending: Ending::ReadError(format!("cannot start a thread: {e}")),
+            };
+        }
+    };
+
+    for i in 0..threads {
+        let batch_rx = batch_rx.clone();
+        let event_tx = event_tx.clone();
+        let spare_events_rx = spare_events_rx.clone();
+        let spare_buffers_tx = spare_buffers_tx.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("connbal-parser-{i}"))
+            .spawn(move || {
+                for batch in batch_rx {
+                    let mut events = spare_events_rx.try_recv().unwrap_or_default();
+                    events.clear();
+                    dissect_batch(&dissector, &batch, &mut events);
+                    if let Chunk::Owned { buf, .. } = batch.chunk {
+                        let _ = spare_buffers_tx.send(buf);
+                    }
+                    if event_tx.send(events).is_err() {
+                        return;
+                    }
+                }
+            });
+        if spawned.is_err() && i == 0 {
+            return Outcome {
+                aggregator: Aggregator::new(config.aggregate.clone()),
+                ending: Ending::ReadError("cannot start a parser thread".into()),
+            };
+        }
+    }
+    drop(event_tx);
+    drop(batch_rx);
+
+    let mut aggregator = Aggregator::new(config.aggregate.clone());
+    let mut waiting: BTreeMap<u64, EventBatch> = BTreeMap::new();
+    let mut next = 0u64;
+    let never_rx = never();
+    let interrupt = interrupt.unwrap_or(&never_rx);
+    loop {
+        select! {
+            recv(event_rx) -> msg => match msg {
+                Ok(batch) => {
+                    waiting.insert(batch.seq, batch);
+                    while let Some(batch) = waiting.remove(&next) {
+                        aggregator.apply(&batch);
+                        let _ = spare_events_tx.send(batch);
+                        next += 1;
+                    }
+                }
+                Err(_) => break,
+            },
+            recv(interrupt) -> _ => {
+                stop.store(true, Ordering::Relaxed);
+                return Outcome { aggregator, ending: Ending::Stopped };
+            }
+        }
+    }
+    let ending = reader
+        .join()
+        .unwrap_or_else(|_| Ending::ReadError("the reader thread failed".into()));
+    Outcome { aggregator, ending }
+}
+
+/// Dissects every record of a batch into `out`.
+pub fn dissect_batch(dissector: &Dissector, batch: &Batch, out: &mut EventBatch) {
+    out.seq = batch.seq;
+    out.counters = batch.counters;
+    let bytes = batch.chunk.bytes();
+    for meta in &batch.records {
+        let start = meta.data_off as usize;
+        let Some(data) = bytes.get(start..start + meta.caplen as usize) else {
+            continue;
+        };
+        dissector.record(meta.link, meta.ts, data, out);
+    }
+}

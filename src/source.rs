@@ -1,0 +1,452 @@
+//! Where capture bytes come from: a memory-mapped file, or a pipe read into
+//! a small pool of reusable buffers. Both are framed by the same
+//! [`Framer`] into batches of record descriptors that borrow nothing but
+//! their chunk, so parser workers can dissect them on other threads.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use memmap2::Mmap;
+
+use crate::capture::{DetectError, Frame, Framer, RecordMeta};
+use crate::stats::Counters;
+
+/// A batch holds at most this many records...
+pub const BATCH_RECORDS: usize = 4096;
+/// ...or this many bytes of a mapped file.
+pub const BATCH_BYTES: usize = 1 << 20;
+/// The size of each pipe buffer; a larger record grows its buffer.
+pub const PIPE_BUFFER: usize = 1 << 20;
+/// Pipe buffers in circulation: bounds memory whatever the capture's length.
+pub const PIPE_BUFFERS: usize = 16;
+
+/// The bytes of one batch: a window of the mapped file, or an owned buffer.
+pub enum Chunk {
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        end: usize,
+    },
+    Owned {
+        buf: Vec<u8>,
+        len: usize,
+    },
+}
+
+impl Chunk {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Mapped { map, start, end } => map.get(*start..*end).unwrap_or(&[]),
+            Chunk::Owned { buf, len } => buf.get(..*len).unwrap_or(&[]),
+        }
+    }
+}
+
+/// Records framed by the reader, in capture order by `seq`.
+pub struct Batch {
+    pub seq: u64,
+    pub chunk: Chunk,
+    pub records: Vec<RecordMeta>,
+    pub counters: Counters,
+}
+
+/// How reading ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Complete,
+    /// The capture ends inside a record: a live capture cut off.
+    CutOff {
+        offset: u64,
+        bytes: u64,
+    },
+    /// Bytes that cannot be a record at `offset`.
+    Damaged {
+        offset: u64,
+        what: String,
+    },
+    /// A signal stopped the run.
+    Stopped,
+    /// Reading failed.
+    ReadError(String),
+}
+
+/// An input, opened and recognised.
+pub struct Source {
+    pub label: String,
+    pub framer: Framer,
+    kind: SourceKind,
+}
+
+enum SourceKind {
+    Mapped {
+        map: Arc<Mmap>,
+        header_len: usize,
+    },
+    Stream {
+        reader: Box<dyn Read + Send>,
+        head: Vec<u8>,
+        header_len: usize,
+    },
+}
+
+#[derive(Debug)]
+pub enum OpenError {
+    /// The file cannot be opened or read (exit status 1).
+    Io(String),
+    /// Not a supported capture (exit status 2).
+    Format(String),
+}
+
+impl Source {
+    /// Opens `path`, or standard input for `None` or `-`.
+    pub fn open(path: Option<&Path>) -> Result<Source, OpenError> {
+        match path {
+            None => Self::stream("standard input".into(), Box::new(io::stdin())),
+            Some(p) if p == Path::new("-") => Self::stream("standard input".into(), Box::new(io::stdin())),
+            Some(p) => {
+                let label = p.display().to_string();
+                let file = File::open(p).map_err(|e| OpenError::Io(format!("{label}: {}", io_text(&e))))?;
+                let meta = file
+                    .metadata()
+                    .map_err(|e| OpenError::Io(format!("{label}: {}", io_text(&e))))?;
+                if meta.is_dir() {
+                    return Err(OpenError::Io(format!("{label}: is a directory")));
+                }
+                if !meta.is_file() || meta.len() == 0 {
+                    // A FIFO, a character device, or an empty file: stream it.
+                    return Self::stream(label, Box::new(file));
+                }
+                let map = map_file(&file).map_err(|e| OpenError::Io(format!("{label}: {}", io_text(&e))))?;
+                let (framer, header_len) = detect(&map, true)
+                    .map_err(|m| OpenError::Format(format!("{label}: {}", m.unwrap_or_default())))?;
+                Ok(Source {
+                    label,
+                    framer,
+                    kind: SourceKind::Mapped {
+                        map: Arc::new(map),
+                        header_len,
+                    },
+                })
+            }
+        }
+    }
+
+    /// A source over bytes already in memory (tests, benches, fuzzing).
+    pub fn from_reader(label: &str, reader: Box<dyn Read + Send>) -> Result<Source, OpenError> {
+        Self::stream(label.into(), reader)
+    }
+
+    fn stream(label: String, mut reader: Box<dyn Read + Send>) -> Result<Source, OpenError> {
+        let mut head = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 4096];
+        loop {
+            let at_eof = match reader.read(&mut chunk) {
+                Ok(0) => true,
+                Ok(n) => {
+                    head.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+                    false
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(OpenError::Io(format!("{label}: {}", io_text(&e)))),
+            };
+            match detect(&head, at_eof) {
+                Ok((framer, header_len)) => {
+                    return Ok(Source {
+                        label,
+                        framer,
+                        kind: SourceKind::Stream {
+                            reader,
+                            head,
+                            header_len,
+                        },
+                    });
+                }
+                Err(None) => continue,
+                Err(Some(m)) => return Err(OpenError::Format(format!("{label}: {m}"))),
+            }
+        }
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.kind, SourceKind::Mapped { .. })
+    }
+
+    /// Total length when known (a mapped file).
+    pub fn len_hint(&self) -> Option<u64> {
+        match &self.kind {
+            SourceKind::Mapped { map, .. } => Some(map.len() as u64),
+            SourceKind::Stream { .. } => None,
+        }
+    }
+
+    /// Frames the whole input into `sink`, on the calling thread.
+    pub fn read(self, sink: &Sender<Batch>, spare_buffers: &Receiver<Vec<u8>>, stop: &AtomicBool) -> Ending {
+        let mut framer = self.framer;
+        match self.kind {
+            SourceKind::Mapped { map, header_len } => read_mapped(map, header_len, &mut framer, sink, stop),
+            SourceKind::Stream {
+                reader,
+                head,
+                header_len,
+            } => read_stream(reader, head, header_len, &mut framer, sink, spare_buffers, stop),
+        }
+    }
+}
+
+/// `Err(None)`: need more bytes; `Err(Some(msg))`: not a capture.
+fn detect(head: &[u8], at_eof: bool) -> Result<(Framer, usize), Option<String>> {
+    match Framer::detect(head) {
+        Ok(f) => Ok(f),
+        Err(DetectError::Unsupported(m)) => Err(Some(m)),
+        Err(DetectError::NeedMore) if !at_eof => Err(None),
+        Err(DetectError::NeedMore) if head.is_empty() => Err(Some("empty input: not a capture".into())),
+        Err(DetectError::NeedMore) => Err(Some(format!(
+            "not a capture: {} bytes, too short for a capture file header",
+            head.len()
+        ))),
+    }
+}
+
+#[allow(unsafe_code)]
+fn map_file(file: &File) -> io::Result<Mmap> {
+    // SAFETY: the map is only ever read through `&[u8]`. If another process
+    // truncates the file while we read it, accesses past the new end fault
+    // (SIGBUS); that is the same hazard every mmap reader (ripgrep, pcap
+    // tools) accepts for regular files, and connbal never writes the map.
+    let map = unsafe { Mmap::map(file)? };
+    #[cfg(unix)]
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(map)
+}
+
+fn io_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s.get(..i).unwrap_or(&s).to_string(),
+        None => s,
+    }
+}
+
+enum RunEnd {
+    Full,
+    Incomplete(usize),
+    Damaged(String),
+}
+
+/// Frames records from `bytes` until a limit, the end, or damage.
+fn frame_run(
+    framer: &mut Framer,
+    bytes: &[u8],
+    max_bytes: usize,
+    records: &mut Vec<RecordMeta>,
+    counters: &mut Counters,
+) -> (usize, RunEnd) {
+    let mut pos = 0usize;
+    loop {
+        if records.len() >= BATCH_RECORDS || pos >= max_bytes {
+            return (pos, RunEnd::Full);
+        }
+        let rest = bytes.get(pos..).unwrap_or(&[]);
+        match framer.next(rest) {
+            Frame::Record(mut meta, len) => {
+                meta.data_off = meta.data_off.saturating_add(pos as u32);
+                counters.note_record(meta.ts, meta.caplen as usize);
+                if let Some(d) = meta.drops {
+                    counters.drops = Some(u64::from(d));
+                }
+                records.push(meta);
+                pos += len;
+            }
+            Frame::Skip(len) => pos += len.max(1),
+            Frame::Incomplete(n) => return (pos, RunEnd::Incomplete(n)),
+            Frame::Damaged(what) => return (pos, RunEnd::Damaged(what)),
+        }
+    }
+}
+
+fn read_mapped(
+    map: Arc<Mmap>,
+    header_len: usize,
+    framer: &mut Framer,
+    sink: &Sender<Batch>,
+    stop: &AtomicBool,
+) -> Ending {
+    let total = map.len();
+    let mut pos = header_len.min(total);
+    let mut seq = 0u64;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ending::Stopped;
+        }
+        let mut records = Vec::with_capacity(256);
+        let mut counters = Counters::default();
+        let rest = map.get(pos..).unwrap_or(&[]);
+        let (consumed, end) = frame_run(framer, rest, BATCH_BYTES, &mut records, &mut counters);
+        if consumed > 0 {
+            let chunk = Chunk::Mapped {
+                map: Arc::clone(&map),
+                start: pos,
+                end: pos + consumed,
+            };
+            if sink
+                .send(Batch {
+                    seq,
+                    chunk,
+                    records,
+                    counters,
+                })
+                .is_err()
+            {
+                return Ending::Stopped;
+            }
+            seq += 1;
+            pos += consumed;
+        }
+        match end {
+            RunEnd::Full => {}
+            RunEnd::Incomplete(_) if pos >= total => return Ending::Complete,
+            RunEnd::Incomplete(_) => {
+                return Ending::CutOff {
+                    offset: pos as u64,
+                    bytes: (total - pos) as u64,
+                };
+            }
+            RunEnd::Damaged(what) => {
+                return Ending::Damaged {
+                    offset: pos as u64,
+                    what,
+                };
+            }
+        }
+    }
+}
+
+fn read_stream(
+    mut reader: Box<dyn Read + Send>,
+    head: Vec<u8>,
+    header_len: usize,
+    framer: &mut Framer,
+    sink: &Sender<Batch>,
+    spare_buffers: &Receiver<Vec<u8>>,
+    stop: &AtomicBool,
+) -> Ending {
+    let mut pool = BufferPool {
+        spare: spare_buffers,
+        made: 0,
+    };
+    let after_header = head.get(header_len..).unwrap_or(&[]);
+    let Some(mut buf) = pool.take(after_header.len()) else {
+        return Ending::Stopped;
+    };
+    let mut filled = after_header.len();
+    if let Some(dst) = buf.get_mut(..filled) {
+        dst.copy_from_slice(after_header);
+    }
+    let mut base = header_len as u64;
+    let mut seq = 0u64;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ending::Stopped;
+        }
+        let mut records = Vec::with_capacity(256);
+        let mut counters = Counters::default();
+        let (consumed, end) = frame_run(
+            framer,
+            buf.get(..filled).unwrap_or(&[]),
+            usize::MAX,
+            &mut records,
+            &mut counters,
+        );
+        if consumed > 0 {
+            let left = filled - consumed;
+            let Some(mut next) = pool.take(left) else {
+                return Ending::Stopped;
+            };
+            if let (Some(dst), Some(src)) = (next.get_mut(..left), buf.get(consumed..filled)) {
+                dst.copy_from_slice(src);
+            }
+            let chunk = Chunk::Owned {
+                buf: std::mem::replace(&mut buf, next),
+                len: consumed,
+            };
+            if sink
+                .send(Batch {
+                    seq,
+                    chunk,
+                    records,
+                    counters,
+                })
+                .is_err()
+            {
+                return Ending::Stopped;
+            }
+            seq += 1;
+            base += consumed as u64;
+            filled = left;
+        }
+        match end {
+            RunEnd::Full => continue,
+            RunEnd::Damaged(what) => return Ending::Damaged { offset: base, what },
+            RunEnd::Incomplete(needed) => {
+                if needed > buf.len() {
+                    buf.resize(needed, 0);
+                }
+            }
+        }
+        let target = buf.get_mut(filled..).unwrap_or(&mut []);
+        match reader.read(target) {
+            Ok(0) if filled == 0 => return Ending::Complete,
+            Ok(0) => {
+                return Ending::CutOff {
+                    offset: base,
+                    bytes: filled as u64,
+                };
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Ending::ReadError(io_text(&e)),
+        }
+    }
+}
+
+/// Pipe buffers: at most `PIPE_BUFFERS` exist; the reader waits for a
+/// worker to give one back before reading more (back-pressure, not growth).
+struct BufferPool<'a> {
+    spare: &'a Receiver<Vec<u8>>,
+    made: usize,
+}
+
+impl BufferPool<'_> {
+    fn take(&mut self, at_least: usize) -> Option<Vec<u8>> {
+        let mut buf = match self.spare.try_recv() {
+            Ok(b) => b,
+            Err(TryRecvError::Empty) if self.made < PIPE_BUFFERS => {
+                self.made += 1;
+                vec![0u8; PIPE_BUFFER]
+            }
+            Err(_) => self.spare.recv().ok()?,
+        };
+        if buf.len() > 4 * PIPE_BUFFER {
+            // A giant record grew it once; do not keep the memory.
+            buf.truncate(PIPE_BUFFER);
+            buf.shrink_to_fit();
+        }
+        let want = at_least.max(PIPE_BUFFER);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        Some(buf)
+    }
+}
+
+/// For `-f FILE` and positional `FILE`.
+pub fn input_path(flag: Option<PathBuf>, positional: Option<PathBuf>) -> Result<Option<PathBuf>, String> {
+    match (flag, positional) {
+        (Some(_), Some(_)) => Err("give the capture either with -f or as an argument, not both".into()),
+        (a, b) => Ok(a.or(b)),
+    }
+}

@@ -1,0 +1,421 @@
+//! DNS messages, read in place.
+//!
+//! Names are decoded straight into a caller's buffer in connbal's report
+//! form: lower case, a trailing dot, and every label byte outside
+//! `[a-z0-9_-]` written as `\DDD`, so that no name can forge a tab, a newline
+//! or a row, and two names compare equal exactly when DNS says they are.
+//!
+//! Compression pointers must point strictly backward, and every jump narrows
+//! the readable window to the bytes before the pointer, so a pointer loop is
+//! impossible by construction (the window shrinks at every jump). Names are
+//! limited to 255 bytes on the wire.
+
+use zerocopy::byteorder::network_endian::{U16, U32};
+use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
+
+pub const TYPE_A: u16 = 1;
+pub const TYPE_CNAME: u16 = 5;
+pub const TYPE_AAAA: u16 = 28;
+pub const TYPE_SRV: u16 = 33;
+pub const CLASS_IN: u16 = 1;
+pub const OPCODE_QUERY: u8 = 0;
+
+const MAX_NAME_WIRE_LEN: usize = 255;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsError {
+    /// The message ends inside a header, name or record.
+    Short,
+    /// A compression pointer that does not point strictly backward.
+    BadPointer,
+    /// A label type other than a plain label or a pointer (0x40, 0x80).
+    BadLabel,
+    /// A name longer than 255 bytes on the wire.
+    NameTooLong,
+    /// Record data that does not fit its type (an A record of 5 bytes).
+    BadRdata,
+}
+
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct Header {
+    id: U16,
+    flags: U16,
+    qdcount: U16,
+    ancount: U16,
+    nscount: U16,
+    arcount: U16,
+}
+
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct QuestionTail {
+    qtype: U16,
+    qclass: U16,
+}
+
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct RecordTail {
+    rtype: U16,
+    class: U16,
+    ttl: U32,
+    rdlength: U16,
+}
+
+#[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct SrvFixed {
+    priority: U16,
+    weight: U16,
+    port: U16,
+}
+
+/// A message whose 12-byte header has been checked.
+#[derive(Clone, Copy, Debug)]
+pub struct DnsMessage<'a> {
+    buf: &'a [u8],
+    pub id: u16,
+    flags: u16,
+    pub qdcount: u16,
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+}
+
+impl<'a> DnsMessage<'a> {
+    pub fn parse(buf: &'a [u8]) -> Result<Self, DnsError> {
+        let (h, _) = Header::ref_from_prefix(buf).map_err(|_| DnsError::Short)?;
+        Ok(DnsMessage {
+            buf,
+            id: h.id.get(),
+            flags: h.flags.get(),
+            qdcount: h.qdcount.get(),
+            ancount: h.ancount.get(),
+            nscount: h.nscount.get(),
+            arcount: h.arcount.get(),
+        })
+    }
+
+    pub fn is_response(&self) -> bool {
+        self.flags & 0x8000 != 0
+    }
+
+    pub fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0x0F) as u8
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The first question, written into `name_out` in report form; returns
+    /// (qtype, qclass, offset of the answer section when qdcount is 1).
+    pub fn question(&self, name_out: &mut Vec<u8>) -> Result<Question, DnsError> {
+        let end = read_name(self.buf, 12, name_out)?;
+        let tail = self.buf.get(end..).ok_or(DnsError::Short)?;
+        let (q, _) = QuestionTail::ref_from_prefix(tail).map_err(|_| DnsError::Short)?;
+        Ok(Question {
+            qtype: q.qtype.get(),
+            qclass: q.qclass.get(),
+            end: end + 4,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Question {
+    pub qtype: u16,
+    pub qclass: u16,
+    /// Offset just past the question.
+    pub end: usize,
+}
+
+/// One resource record's fixed fields; the owner name is at `owner`, the
+/// data at `rdata`, both offsets into the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub owner: usize,
+    pub rtype: u16,
+    pub class: u16,
+    pub ttl: u32,
+    pub rdata_start: usize,
+    pub rdata_end: usize,
+}
+
+/// Reads the record at `pos` without decoding its owner name; returns it and
+/// the offset of the next record.
+pub fn record_at(msg: &[u8], pos: usize) -> Result<(RecordHeader, usize), DnsError> {
+    let after_name = skip_name(msg, pos)?;
+    let tail = msg.get(after_name..).ok_or(DnsError::Short)?;
+    let (r, _) = RecordTail::ref_from_prefix(tail).map_err(|_| DnsError::Short)?;
+    let rdata_start = after_name + 10;
+    let rdata_end = rdata_start + usize::from(r.rdlength.get());
+    if rdata_end > msg.len() {
+        return Err(DnsError::Short);
+    }
+    Ok((
+        RecordHeader {
+            owner: pos,
+            rtype: r.rtype.get(),
+            class: r.class.get(),
+            ttl: r.ttl.get(),
+            rdata_start,
+            rdata_end,
+        },
+        rdata_end,
+    ))
+}
+
+/// SRV record data: (priority, weight, port, offset of the target name).
+pub fn srv_fixed(msg: &[u8], rec: &RecordHeader) -> Result<(u16, u16, u16, usize), DnsError> {
+    let rdata = msg.get(rec.rdata_start..rec.rdata_end).ok_or(DnsError::Short)?;
+    let (s, _) = SrvFixed::ref_from_prefix(rdata).map_err(|_| DnsError::BadRdata)?;
+    Ok((
+        s.priority.get(),
+        s.weight.get(),
+        s.port.get(),
+        rec.rdata_start + 6,
+    ))
+}
+
+/// Walks the name at `start` without writing it; returns the offset just
+/// past it in place.
+pub fn skip_name(msg: &[u8], start: usize) -> Result<usize, DnsError> {
+    walk_name(msg, start, |_| {})
+}
+
+/// Decodes the name at `start` into `out` in report form; returns the
+/// offset just past the name in place. On error `out` is left as it was.
+pub fn read_name(msg: &[u8], start: usize, out: &mut Vec<u8>) -> Result<usize, DnsError> {
+    let mark = out.len();
+    let result = walk_name(msg, start, |label| push_label(out, label));
+    match result {
+        Ok(end) => {
+            if out.len() == mark {
+                out.push(b'.');
+            }
+            Ok(end)
+        }
+        Err(e) => {
+            out.truncate(mark);
+            Err(e)
+        }
+    }
+}
+
+/// The one name walker: calls `on_label` for each label in order.
+fn walk_name<'a>(msg: &'a [u8], start: usize, mut on_label: impl FnMut(&'a [u8])) -> Result<usize, DnsError> {
+    let mut pos = start;
+    // Reads must stay below `limit`; each jump lowers it to the pointer's
+    // own offset, and the target must lie below that.
+    let mut limit = msg.len();
+    let mut end_in_place = None;
+    let mut wire_len = 0usize;
+    loop {
+        if pos >= limit {
+            return Err(if end_in_place.is_some() {
+                DnsError::BadPointer
+            } else {
+                DnsError::Short
+            });
+        }
+        let len = *msg.get(pos).ok_or(DnsError::Short)?;
+        match len & 0xC0 {
+            0x00 => {
+                wire_len += 1 + usize::from(len);
+                if wire_len > MAX_NAME_WIRE_LEN {
+                    return Err(DnsError::NameTooLong);
+                }
+                if len == 0 {
+                    return Ok(end_in_place.unwrap_or(pos + 1));
+                }
+                let label_end = pos + 1 + usize::from(len);
+                if label_end > limit {
+                    return Err(if end_in_place.is_some() {
+                        DnsError::BadPointer
+                    } else {
+                        DnsError::Short
+                    });
+                }
+                let label = msg.get(pos + 1..label_end).ok_or(DnsError::Short)?;
+                on_label(label);
+                pos = label_end;
+            }
+            0xC0 => {
+                let low = *msg
+                    .get(pos + 1)
+                    .filter(|_| pos + 1 < limit)
+                    .ok_or(DnsError::Short)?;
+                let target = (usize::from(len & 0x3F) << 8) | usize::from(low);
+                if target >= pos {
+                    return Err(DnsError::BadPointer);
+                }
+                end_in_place.get_or_insert(pos + 2);
+                limit = pos;
+                pos = target;
+            }
+            _ => return Err(DnsError::BadLabel),
+        }
+    }
+}
+
+fn push_label(out: &mut Vec<u8>, label: &[u8]) {
+    for &b in label {
+        let b = b.to_ascii_lowercase();
+        if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-' {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'\\', b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10]);
+        }
+    }
+    out.push(b'.');
+}
+
+/// Encodes a dotted name as uncompressed wire labels (for tests, the
+/// generator and benches).
+pub fn encode_name(name: &str, out: &mut Vec<u8>) {
+    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+        let label = label.as_bytes().get(..63).unwrap_or(label.as_bytes());
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_at(msg: &[u8], pos: usize) -> Result<(String, usize), DnsError> {
+        let mut out = Vec::new();
+        let end = read_name(msg, pos, &mut out)?;
+        Ok((String::from_utf8(out).unwrap(), end))
+    }
+
+    #[test]
+    fn plain_name_is_lower_cased_with_a_trailing_dot() {
+        let mut m = vec![0u8; 12];
+        encode_name("WWW.Example.COM", &mut m);
+        assert_eq!(
+            name_at(&m, 12).unwrap(),
+            ("www.example.com.".to_string(), m.len())
+        );
+    }
+
+    #[test]
+    fn root_name_is_a_dot() {
+        let m = [0u8; 13];
+        assert_eq!(name_at(&m, 12).unwrap(), (".".to_string(), 13));
+    }
+
+    #[test]
+    fn backward_pointer_is_followed() {
+        let mut m = vec![0u8; 12];
+        encode_name("example.com", &mut m); // at 12
+        let at = m.len();
+        m.extend_from_slice(&[3, b'w', b'w', b'w', 0xC0, 12]);
+        assert_eq!(
+            name_at(&m, at).unwrap(),
+            ("www.example.com.".to_string(), m.len())
+        );
+    }
+
+    #[test]
+    fn pointer_to_itself_is_rejected() {
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(&[0xC0, 12]);
+        assert_eq!(name_at(&m, 12).unwrap_err(), DnsError::BadPointer);
+    }
+
+    #[test]
+    fn forward_pointer_is_rejected() {
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(&[0xC0, 14, 1, b'a', 0]);
+        assert_eq!(name_at(&m, 12).unwrap_err(), DnsError::BadPointer);
+    }
+
+    #[test]
+    fn pointer_loop_is_rejected() {
+        // 12: "a" then pointer to 16; 16: "b" then pointer back to 12.
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(&[1, b'a', 0xC0, 16, 1, b'b', 0xC0, 12]);
+        assert_eq!(name_at(&m, 16).unwrap_err(), DnsError::BadPointer);
+        assert_eq!(name_at(&m, 12).unwrap_err(), DnsError::BadPointer);
+    }
+
+    #[test]
+    fn pointer_into_a_later_part_of_the_window_is_rejected() {
+        // 12: "a" + pointer back to 12 itself via the label: target 12 < 14
+        // but reading from 12 reaches the pointer at 14 again: outside the
+        // narrowed window.
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(&[1, b'a', 0xC0, 12]);
+        assert_eq!(name_at(&m, 12).unwrap_err(), DnsError::BadPointer);
+    }
+
+    #[test]
+    fn names_over_255_bytes_are_rejected() {
+        let mut m = vec![0u8; 12];
+        for _ in 0..4 {
+            m.push(63);
+            m.extend_from_slice(&[b'x'; 63]);
+        }
+        m.push(0); // 4 * 64 + 1 = 257 bytes
+        assert_eq!(name_at(&m, 12).unwrap_err(), DnsError::NameTooLong);
+        let mut m = vec![0u8; 12];
+        for _ in 0..3 {
+            m.push(63);
+            m.extend_from_slice(&[b'x'; 63]);
+        }
+        m.push(61);
+        m.extend_from_slice(&[b'y'; 61]);
+        m.push(0); // 3 * 64 + 62 + 1 = 255 bytes: the limit itself
+        assert!(name_at(&m, 12).is_ok());
+    }
+
+    #[test]
+    fn hostile_label_bytes_are_escaped() {
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(&[
+            7, b'a', b'\t', b'\n', b'\\', b'.', b' ', 200, 3, b'C', b'_', b'-', 0,
+        ]);
+        let (n, _) = name_at(&m, 12).unwrap();
+        assert_eq!(n, "a\\009\\010\\092\\046\\032\\200.c_-.");
+        assert!(!n.contains('\t') && !n.contains('\n'));
+    }
+
+    #[test]
+    fn extended_label_types_are_rejected() {
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(&[0x41, 0]);
+        assert_eq!(name_at(&m, 12).unwrap_err(), DnsError::BadLabel);
+    }
+
+    #[test]
+    fn every_cut_of_a_compressed_name_is_an_error() {
+        let mut m = vec![0u8; 12];
+        encode_name("example.com", &mut m);
+        let at = m.len();
+        m.extend_from_slice(&[3, b'w', b'w', b'w', 0xC0, 12]);
+        for cut in 0..m.len() {
+            let mut out = b"keep".to_vec();
+            assert!(read_name(&m[..cut], at.min(cut), &mut out).is_err(), "cut {cut}");
+            assert_eq!(out, b"keep");
+        }
+    }
+
+    #[test]
+    fn records_are_bounded_by_rdlength() {
+        let mut m = vec![0u8; 12];
+        encode_name("a.b", &mut m);
+        m.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]);
+        let (r, next) = record_at(&m, 12).unwrap();
+        assert_eq!((r.rtype, r.class, r.ttl), (TYPE_A, CLASS_IN, 60));
+        assert_eq!(&m[r.rdata_start..r.rdata_end], &[10, 0, 0, 1]);
+        assert_eq!(next, m.len());
+        for cut in 0..m.len() {
+            assert!(record_at(&m[..cut], 12).is_err());
+        }
+    }
+}
