@@ -30,4 +30,5 @@ pub mod output;
 pub mod pipeline;
 pub mod source;
 pub mod stats;
+pub mod synth;
 pub mod wire;

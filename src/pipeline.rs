@@ -130,3 +130,14 @@ pub fn dissect_batch(dissector: &Dissector, batch: &Batch, out: &mut EventBatch)
         dissector.record(meta.link, meta.ts, data, out);
     }
 }
+
+/// Runs the whole pipeline over a capture held in memory and returns the
+/// TSV summary and the ending (for tests, fuzzing and benches).
+pub fn summarize(bytes: &[u8], config: &Config) -> Result<(String, Outcome), crate::source::OpenError> {
+    let source = Source::from_reader("memory", Box::new(std::io::Cursor::new(bytes.to_vec())))?;
+    let outcome = run(source, config, None);
+    let rows = crate::output::rows(&outcome.aggregator);
+    let mut out = Vec::new();
+    let _ = crate::output::write_tsv(&rows, &mut out);
+    Ok((String::from_utf8_lossy(&out).into_owned(), outcome))
+}

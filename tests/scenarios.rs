@@ -1,0 +1,484 @@
+//! SPEC §4–§5 one rule at a time, on captures written by `connbal::synth`.
+
+use connbal::addr::Addr;
+use connbal::aggregate;
+use connbal::pipeline::{Config, Outcome, summarize};
+use connbal::synth::{self, Rr, Script};
+use connbal::wire::dns::{TYPE_A, TYPE_AAAA, TYPE_SRV};
+use connbal::wire::tcp::{ACK, FIN, RST, SYN};
+
+const C: Addr = Addr::V4([10, 1, 0, 1]);
+const B1: Addr = Addr::V4([10, 2, 0, 1]);
+const B2: Addr = Addr::V4([10, 2, 0, 2]);
+const B3: Addr = Addr::V4([10, 2, 0, 3]);
+
+fn octets(a: Addr) -> [u8; 4] {
+    match a {
+        Addr::V4(o) => o,
+        Addr::V6(_) => unreachable!(),
+    }
+}
+
+fn a(name: &str, b: Addr) -> Rr {
+    Rr::A(name.into(), octets(b), 60)
+}
+
+fn config(all: bool) -> Config {
+    Config {
+        threads: 2,
+        aggregate: aggregate::Options {
+            all_segments: all,
+            ..Default::default()
+        },
+    }
+}
+
+fn summary_with(s: &Script, config: &Config) -> (String, Outcome) {
+    summarize(s.bytes(), config).expect("a capture")
+}
+
+fn summary(s: &Script) -> String {
+    summary_with(s, &config(false)).0
+}
+
+fn summary_all(s: &Script) -> String {
+    summary_with(s, &config(true)).0
+}
+
+#[test]
+fn cname_chain_in_any_order_is_reported_under_the_asked_name() {
+    let mut s = Script::default();
+    // The answer lists the chain backwards: last link first.
+    let answers = [
+        a("real.example.net", B1),
+        a("real.example.net", B2),
+        Rr::Cname("mid.example.net".into(), "real.example.net".into(), 30),
+        Rr::Cname("www.example.com".into(), "mid.example.net".into(), 30),
+    ];
+    s.lookup(C, "WWW.Example.COM", TYPE_A, &answers, &[]);
+    s.syn(C, 40000, B1, 443);
+    assert_eq!(
+        summary(&s),
+        "010.001.000.001\t010.002.000.001:443\t1\t1\twww.example.com.\n\
+         010.001.000.001\t010.002.000.002:443\t0\t1\twww.example.com.\n"
+    );
+}
+
+#[test]
+fn addresses_outside_the_chain_are_not_backends() {
+    let mut s = Script::default();
+    let answers = [
+        a("www.example.com", B1),
+        a("www.example.com", B2),
+        a("other.example.com", B3),
+    ];
+    s.lookup(C, "www.example.com", TYPE_A, &answers, &[]);
+    assert!(!summary(&s).contains("010.002.000.003"));
+}
+
+#[test]
+fn single_address_names_are_reported_only_when_they_rotate() {
+    let mut s = Script::default();
+    s.lookup(C, "one.example", TYPE_A, &[a("one.example", B1)], &[]);
+    s.lookup(C, "one.example", TYPE_A, &[a("one.example", B1)], &[]);
+    s.lookup(C, "rot.example", TYPE_A, &[a("rot.example", B1)], &[]);
+    s.lookup(C, "rot.example", TYPE_A, &[a("rot.example", B2)], &[]);
+    s.syn(C, 40000, B2, 80);
+    // The connection goes to rot.example: its response came last.
+    assert_eq!(
+        summary(&s),
+        "010.001.000.001\t010.002.000.001:80\t0\t1\trot.example.\n\
+         010.001.000.001\t010.002.000.002:80\t1\t1\trot.example.\n"
+    );
+}
+
+#[test]
+fn a_name_never_connected_to_gets_one_row_with_port_unknown() {
+    let mut s = Script::default();
+    s.lookup(
+        C,
+        "idle.example",
+        TYPE_A,
+        &[a("idle.example", B2), a("idle.example", B1)],
+        &[],
+    );
+    assert_eq!(
+        summary(&s),
+        "010.001.000.001\t010.002.000.001:?\t0\t1\tidle.example.\n\
+         010.001.000.001\t010.002.000.002:?\t0\t1\tidle.example.\n"
+    );
+}
+
+#[test]
+fn every_port_used_on_a_name_is_shown_for_every_backend() {
+    let mut s = Script::default();
+    s.lookup(
+        C,
+        "multi.example",
+        TYPE_A,
+        &[a("multi.example", B1), a("multi.example", B2)],
+        &[],
+    );
+    s.syn(C, 40000, B1, 80)
+        .syn(C, 40001, B2, 443)
+        .syn(C, 40002, B2, 443);
+    assert_eq!(
+        summary(&s),
+        "010.001.000.001\t010.002.000.001:80\t1\t1\tmulti.example.\n\
+         010.001.000.001\t010.002.000.001:443\t0\t1\tmulti.example.\n\
+         010.001.000.001\t010.002.000.002:80\t0\t1\tmulti.example.\n\
+         010.001.000.001\t010.002.000.002:443\t2\t1\tmulti.example.\n"
+    );
+}
+
+#[test]
+fn dns_count_is_per_response_and_repeats_within_one_count_once() {
+    let mut s = Script::default();
+    let answers = [a("d.example", B1), a("d.example", B1), a("d.example", B2)];
+    s.lookup(C, "d.example", TYPE_A, &answers, &[]);
+    s.lookup(C, "d.example", TYPE_A, &[a("d.example", B1)], &[]);
+    let out = summary(&s);
+    assert!(out.contains("010.002.000.001:?\t0\t2\td.example."), "{out}");
+    assert!(out.contains("010.002.000.002:?\t0\t1\td.example."), "{out}");
+}
+
+#[test]
+fn srv_with_additional_records_gives_each_target_its_port() {
+    let mut s = Script::default();
+    let srv = |target: &str, port| Rr::Srv {
+        name: "_x._tcp.example".into(),
+        priority: 10,
+        weight: 5,
+        port,
+        target: target.into(),
+        ttl: 60,
+    };
+    s.lookup(
+        C,
+        "_x._tcp.example",
+        TYPE_SRV,
+        &[srv("t1.example", 5222), srv("t2.example", 5223)],
+        &[a("t1.example", B1), a("t2.example", B2)],
+    );
+    s.syn(C, 40000, B2, 5223).syn(C, 40001, B2, 9999);
+    assert_eq!(
+        summary(&s),
+        "010.001.000.001\t010.002.000.001:5222\t0\t1\t_x._tcp.example.\n\
+         010.001.000.001\t010.002.000.002:5223\t1\t1\t_x._tcp.example.\n\
+         010.001.000.001\t010.002.000.002:9999\t1\t1\t_x._tcp.example.\n"
+    );
+}
+
+#[test]
+fn srv_target_resolved_by_a_later_lookup_counts_for_the_srv_name() {
+    let mut s = Script::default();
+    let srv = Rr::Srv {
+        name: "_y._tcp.example".into(),
+        priority: 0,
+        weight: 0,
+        port: 8443,
+        target: "late.example".into(),
+        ttl: 60,
+    };
+    s.lookup(C, "_y._tcp.example", TYPE_SRV, &[srv], &[]);
+    // Nothing yet: the target has no address.
+    assert_eq!(summary(&s), "");
+    s.lookup(
+        C,
+        "late.example",
+        TYPE_A,
+        &[a("late.example", B1), a("late.example", B3)],
+        &[],
+    );
+    s.syn(C, 40000, B3, 8443);
+    let out = summary(&s);
+    assert!(
+        out.contains("010.002.000.001:8443\t0\t1\t_y._tcp.example.\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("010.002.000.003:8443\t1\t1\t_y._tcp.example.\n"),
+        "{out}"
+    );
+    // Another client's lookup of the same target is not this client's SRV.
+    let mut s2 = Script::default();
+    let srv = Rr::Srv {
+        name: "_y._tcp.example".into(),
+        priority: 0,
+        weight: 0,
+        port: 8443,
+        target: "late.example".into(),
+        ttl: 60,
+    };
+    s2.lookup(C, "_y._tcp.example", TYPE_SRV, &[srv], &[]);
+    s2.lookup(
+        B2,
+        "late.example",
+        TYPE_A,
+        &[a("late.example", B1), a("late.example", B3)],
+        &[],
+    );
+    assert!(!summary(&s2).contains("_y._tcp"));
+}
+
+#[test]
+fn aaaa_and_ipv6_clients() {
+    let client = Addr::V6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+    let b = |last| [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, last];
+    let mut s = Script::default();
+    let answers = [
+        Rr::Aaaa("six.example".into(), b(1), 60),
+        Rr::Aaaa("six.example".into(), b(2), 60),
+    ];
+    s.lookup(client, "six.example", TYPE_AAAA, &answers, &[]);
+    s.syn(client, 50000, Addr::V6(b(2)), 443);
+    assert_eq!(
+        summary(&s),
+        "fd00:0000:0000:0000:0000:0000:0000:0009\t[fd00:0000:0000:0000:0000:0000:0000:0201]:443\t0\t1\tsix.example.\n\
+         fd00:0000:0000:0000:0000:0000:0000:0009\t[fd00:0000:0000:0000:0000:0000:0000:0202]:443\t1\t1\tsix.example.\n"
+    );
+}
+
+fn two_backends(s: &mut Script) {
+    s.lookup(
+        C,
+        "w.example",
+        TYPE_A,
+        &[a("w.example", B1), a("w.example", B2)],
+        &[],
+    );
+}
+
+#[test]
+fn retransmitted_syn_counts_once_and_ecn_bits_are_ignored() {
+    let mut s = Script::default();
+    two_backends(&mut s);
+    s.segment(C, B1, 40000, 80, 1000, SYN | 0x40 | 0x80); // ECE | CWR
+    s.wait_ms(1000).segment(C, B1, 40000, 80, 1000, SYN); // retransmission
+    s.segment(C, B1, 40000, 80, 5000, SYN); // same 4-tuple, new ISN
+    s.segment(C, B1, 40001, 80, 1000, SYN | ACK); // not a connection attempt
+    let (out, outcome) = summary_with(&s, &config(false));
+    assert!(out.contains("010.002.000.001:80\t2\t1\tw.example."), "{out}");
+    assert_eq!(outcome.aggregator.tally.syns_retransmitted, 1);
+    assert_eq!(outcome.aggregator.tally.syns_counted, 2);
+}
+
+#[test]
+fn a_syn_repeated_after_the_retransmission_window_is_a_new_connection() {
+    let mut s = Script::default();
+    two_backends(&mut s);
+    s.segment(C, B1, 40000, 80, 1000, SYN);
+    s.wait_ms(121_000).segment(C, B1, 40000, 80, 1000, SYN);
+    assert!(summary(&s).contains("010.002.000.001:80\t2\t1"));
+}
+
+#[test]
+fn syn_to_an_address_not_from_dns_is_unattributed() {
+    let mut s = Script::default();
+    two_backends(&mut s);
+    s.syn(C, 40000, B3, 80);
+    let (out, outcome) = summary_with(&s, &config(false));
+    assert!(out.contains(":?"), "{out}");
+    assert_eq!(outcome.aggregator.tally.syns_unattributed, 1);
+}
+
+#[test]
+fn all_mode_counts_a_connection_once_and_not_again_after_it_closes() {
+    let mut s = Script::default();
+    two_backends(&mut s);
+    // A pooled connection already open: no SYN captured.
+    s.segment(C, B1, 41000, 80, 1, ACK);
+    s.segment(B1, C, 80, 41000, 9, ACK);
+    s.segment(C, B1, 41000, 80, 2, ACK | FIN);
+    s.segment(B1, C, 80, 41000, 10, ACK | FIN);
+    s.segment(C, B1, 41000, 80, 3, ACK); // final ACK of a closed connection
+    s.segment(C, B1, 41000, 80, 2, ACK | FIN); // retransmitted FIN
+    // A new connection on the same 4-tuple: counts again.
+    s.segment(C, B1, 41000, 80, 777, SYN);
+    s.segment(B1, C, 80, 41000, 888, SYN | ACK);
+    s.segment(C, B1, 41000, 80, 778, RST);
+    // The server side seen first counts for the client, with the backend's port.
+    s.segment(B2, C, 443, 41001, 5, ACK);
+    assert_eq!(
+        summary_all(&s),
+        "010.001.000.001\t010.002.000.001:80\t2\t1\tw.example.\n\
+         010.001.000.001\t010.002.000.001:443\t0\t1\tw.example.\n\
+         010.001.000.001\t010.002.000.002:80\t0\t1\tw.example.\n\
+         010.001.000.001\t010.002.000.002:443\t1\t1\tw.example.\n"
+    );
+}
+
+#[test]
+fn all_mode_segments_before_the_binding_do_not_count_but_later_ones_do() {
+    let mut s = Script::default();
+    s.segment(C, B1, 41000, 80, 1, ACK);
+    two_backends(&mut s);
+    s.segment(C, B1, 41000, 80, 2, ACK);
+    s.segment(C, B1, 41000, 80, 3, ACK);
+    assert!(summary_all(&s).contains("010.002.000.001:80\t1\t1"));
+}
+
+#[test]
+fn all_mode_idle_connections_expire() {
+    let mut s = Script::default();
+    two_backends(&mut s);
+    s.segment(C, B1, 41000, 80, 1, ACK);
+    s.wait_ms(20_000).segment(C, B2, 41001, 80, 1, ACK); // sweeps
+    s.wait_ms(20_000).segment(C, B1, 41000, 80, 2, ACK);
+    let mut cfg = config(true);
+    cfg.aggregate.idle_timeout = 5_000_000_000;
+    let (out, outcome) = summary_with(&s, &cfg);
+    assert!(out.contains("010.002.000.001:80\t2\t1"), "{out}");
+    assert!(outcome.aggregator.tally.conns_expired >= 1);
+    // With the default timeout the same capture counts it once.
+    assert!(summary_all(&s).contains("010.002.000.001:80\t1\t1"));
+}
+
+#[test]
+fn responses_match_only_their_query() {
+    let mut s = Script::default();
+    // A response with no query, and one for a different name under the
+    // same key, are not used.
+    let stray = synth::dns_response(
+        999,
+        "w.example",
+        TYPE_A,
+        &[a("w.example", B1), a("w.example", B2)],
+        &[],
+    );
+    s.packet(&synth::udp_frame(
+        s.frame,
+        synth::DNS_SERVER,
+        C,
+        53,
+        33333,
+        &stray,
+    ));
+    let q = synth::dns_query(7, "w.example", TYPE_A);
+    s.packet(&synth::udp_frame(s.frame, C, synth::DNS_SERVER, 33334, 53, &q));
+    let other = synth::dns_response(
+        7,
+        "x.example",
+        TYPE_A,
+        &[a("x.example", B1), a("x.example", B2)],
+        &[],
+    );
+    s.packet(&synth::udp_frame(
+        s.frame,
+        synth::DNS_SERVER,
+        C,
+        53,
+        33334,
+        &other,
+    ));
+    let (out, outcome) = summary_with(&s, &config(false));
+    assert_eq!(out, "");
+    assert_eq!(outcome.aggregator.tally.responses_unmatched, 2);
+    assert_eq!(outcome.aggregator.tally.responses_matched, 0);
+}
+
+#[test]
+fn a_query_expires_after_ten_seconds() {
+    let mut s = Script::default();
+    let q = synth::dns_query(7, "w.example", TYPE_A);
+    s.packet(&synth::udp_frame(s.frame, C, synth::DNS_SERVER, 33334, 53, &q));
+    s.wait_ms(10_500);
+    let r = synth::dns_response(
+        7,
+        "w.example",
+        TYPE_A,
+        &[a("w.example", B1), a("w.example", B2)],
+        &[],
+    );
+    s.packet(&synth::udp_frame(s.frame, synth::DNS_SERVER, C, 53, 33334, &r));
+    let (out, outcome) = summary_with(&s, &config(false));
+    assert_eq!(out, "");
+    assert_eq!(outcome.aggregator.tally.responses_late, 1);
+}
+
+#[test]
+fn pending_table_is_bounded_and_evictions_counted() {
+    let mut s = Script::default();
+    for id in 0..50u16 {
+        let q = synth::dns_query(id, "flood.example", TYPE_A);
+        s.packet(&synth::udp_frame(
+            s.frame,
+            C,
+            synth::DNS_SERVER,
+            30000 + id,
+            53,
+            &q,
+        ));
+    }
+    let mut cfg = config(false);
+    cfg.aggregate.max_pending = 10;
+    let (_, outcome) = summary_with(&s, &cfg);
+    assert_eq!(outcome.aggregator.tally.pending_evicted, 40);
+    assert_eq!(outcome.aggregator.tally.queries, 50);
+}
+
+#[test]
+fn dns_over_tcp_whole_messages_are_read() {
+    let mut s = Script::default();
+    let q = synth::dns_query(9, "t.example", TYPE_A);
+    let r = synth::dns_response(
+        9,
+        "t.example",
+        TYPE_A,
+        &[a("t.example", B1), a("t.example", B2)],
+        &[],
+    );
+    let framed = |m: &[u8]| {
+        let mut v = (m.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(m);
+        v
+    };
+    let seg = |src, dst, sp, dp, payload: &[u8]| {
+        synth::ethernet(s.frame, src, dst, 6, &synth::tcp(sp, dp, 1, ACK, payload))
+    };
+    let qf = seg(C, synth::DNS_SERVER, 45000, 53, &framed(&q));
+    let rf = seg(synth::DNS_SERVER, C, 53, 45000, &framed(&r));
+    s.packet(&qf).packet(&rf);
+    s.syn(C, 40000, B1, 80);
+    assert!(summary(&s).contains("010.002.000.001:80\t1\t1\tt.example."));
+}
+
+#[test]
+fn hostile_label_bytes_cannot_forge_a_row() {
+    let mut s = Script::default();
+    let name = "evil\t10.0.0.1\n.example";
+    s.lookup(C, name, TYPE_A, &[a(name, B1), a(name, B2)], &[]);
+    let out = summary(&s);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    // The builder splits at dots, so the labels are "evil\t10", "0", "0",
+    // "1\n" and "example".
+    assert!(out.contains("\tevil\\00910.0.0.1\\010.example.\n"), "{out}");
+}
+
+#[test]
+fn vlan_tags_and_ip_options_are_dissected() {
+    let mut s = Script::default();
+    s.frame = synth::Frame {
+        vlan: Some(100),
+        ip_options: 12,
+    };
+    two_backends(&mut s);
+    s.syn(C, 40000, B2, 80);
+    assert!(summary(&s).contains("010.002.000.002:80\t1\t1\tw.example."));
+}
+
+#[test]
+fn truncated_packets_are_counted_and_never_read_past() {
+    let mut s = Script::default();
+    two_backends(&mut s);
+    let syn = synth::tcp_frame(s.frame, C, B1, 40000, 80, 1, SYN);
+    // Cut inside the TCP header but after the flags: still a SYN.
+    let cut = &syn[..14 + 20 + 14];
+    s.packet(cut);
+    for len in 0..syn.len() {
+        s.packet(&syn[..len]);
+    }
+    let (out, outcome) = summary_with(&s, &config(false));
+    assert!(out.contains("010.002.000.001:80\t1\t1"), "{out}");
+    assert!(outcome.aggregator.counters.truncated > 30);
+}
