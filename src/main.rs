@@ -85,6 +85,10 @@ fn main() -> ExitCode {
             );
             status = ExitCode::from(EXIT_BAD_INPUT);
         }
+        Ending::Unsupported { offset, what } => {
+            eprintln!("connbal: {label}: {what} (at byte offset {offset}); stopped reading there");
+            status = ExitCode::from(EXIT_BAD_INPUT);
+        }
         Ending::ReadError(msg) => {
             eprintln!("connbal: {label}: read error: {msg}; stopped reading there");
             status = ExitCode::from(EXIT_USAGE);

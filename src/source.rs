@@ -68,6 +68,11 @@ pub enum Ending {
         offset: u64,
         what: String,
     },
+    /// A record of a kind connbal cannot read (exit status 2).
+    Unsupported {
+        offset: u64,
+        what: String,
+    },
     /// A signal stopped the run.
     Stopped,
     /// Reading failed.
@@ -235,6 +240,7 @@ enum RunEnd {
     Full,
     Incomplete(usize),
     Damaged(String),
+    Unsupported(String),
 }
 
 /// Frames records from `bytes` until a limit, the end, or damage.
@@ -264,6 +270,7 @@ fn frame_run(
             Frame::Skip(len) => pos += len.max(1),
             Frame::Incomplete(n) => return (pos, RunEnd::Incomplete(n)),
             Frame::Damaged(what) => return (pos, RunEnd::Damaged(what)),
+            Frame::Unsupported(what) => return (pos, RunEnd::Unsupported(what)),
         }
     }
 }
@@ -317,6 +324,12 @@ fn read_mapped(
             }
             RunEnd::Damaged(what) => {
                 return Ending::Damaged {
+                    offset: pos as u64,
+                    what,
+                };
+            }
+            RunEnd::Unsupported(what) => {
+                return Ending::Unsupported {
                     offset: pos as u64,
                     what,
                 };
@@ -391,6 +404,7 @@ fn read_stream(
         match end {
             RunEnd::Full => continue,
             RunEnd::Damaged(what) => return Ending::Damaged { offset: base, what },
+            RunEnd::Unsupported(what) => return Ending::Unsupported { offset: base, what },
             RunEnd::Incomplete(needed) => {
                 if needed > buf.len() {
                     buf.resize(needed, 0);

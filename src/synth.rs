@@ -312,3 +312,192 @@ impl Script {
         &self.writer.bytes
     }
 }
+
+fn put32(out: &mut Vec<u8>, big: bool, v: u32) {
+    out.extend_from_slice(&if big { v.to_be_bytes() } else { v.to_le_bytes() });
+}
+
+fn put16(out: &mut Vec<u8>, big: bool, v: u16) {
+    out.extend_from_slice(&if big { v.to_be_bytes() } else { v.to_le_bytes() });
+}
+
+/// A pcap capture being written, in either byte order and resolution.
+pub struct PcapWriter {
+    pub bytes: Vec<u8>,
+    big: bool,
+    nanos: bool,
+}
+
+impl PcapWriter {
+    pub fn new(linktype: u32, big: bool, nanos: bool) -> Self {
+        let mut bytes = Vec::new();
+        put32(&mut bytes, big, if nanos { 0xA1B2_3C4D } else { 0xA1B2_C3D4 });
+        put16(&mut bytes, big, 2);
+        put16(&mut bytes, big, 4);
+        put32(&mut bytes, big, 0);
+        put32(&mut bytes, big, 0);
+        put32(&mut bytes, big, 262_144);
+        put32(&mut bytes, big, linktype);
+        PcapWriter { bytes, big, nanos }
+    }
+
+    pub fn record(&mut self, ts: u64, data: &[u8]) {
+        let (big, b) = (self.big, &mut self.bytes);
+        put32(b, big, (ts / 1_000_000_000) as u32);
+        let frac = ts % 1_000_000_000;
+        put32(
+            b,
+            big,
+            if self.nanos {
+                frac as u32
+            } else {
+                (frac / 1_000) as u32
+            },
+        );
+        put32(b, big, data.len() as u32);
+        put32(b, big, data.len() as u32);
+        b.extend_from_slice(data);
+    }
+}
+
+/// A pcapng capture being written: sections, interfaces, packets.
+pub struct PcapngWriter {
+    pub bytes: Vec<u8>,
+    big: bool,
+    /// `if_tsresol` of each interface of the current section.
+    resolutions: Vec<u8>,
+}
+
+impl PcapngWriter {
+    pub fn new(big: bool) -> Self {
+        let mut w = PcapngWriter {
+            bytes: Vec::new(),
+            big,
+            resolutions: Vec::new(),
+        };
+        w.section(big);
+        w
+    }
+
+    fn block(&mut self, block_type: u32, body: &[u8]) {
+        let len = 12 + body.len().div_ceil(4) * 4;
+        let big = self.big;
+        put32(&mut self.bytes, big, block_type);
+        put32(&mut self.bytes, big, len as u32);
+        self.bytes.extend_from_slice(body);
+        self.bytes.resize(self.bytes.len() + len - 12 - body.len(), 0);
+        put32(&mut self.bytes, big, len as u32);
+    }
+
+    /// Starts a new section (which forgets the interfaces).
+    pub fn section(&mut self, big: bool) {
+        self.big = big;
+        self.resolutions.clear();
+        let mut body = Vec::new();
+        put32(&mut body, big, 0x1A2B_3C4D);
+        put16(&mut body, big, 1);
+        put16(&mut body, big, 0);
+        body.extend_from_slice(&[0xff; 8]);
+        self.block(0x0A0D_0D0A, &body);
+    }
+
+    /// Adds an interface; `tsresol` as in `if_tsresol` (6: microseconds).
+    pub fn interface(&mut self, linktype: u16, tsresol: u8) -> u32 {
+        let big = self.big;
+        let mut body = Vec::new();
+        put16(&mut body, big, linktype);
+        put16(&mut body, big, 0);
+        put32(&mut body, big, 0);
+        put16(&mut body, big, 9);
+        put16(&mut body, big, 1);
+        body.extend_from_slice(&[tsresol, 0, 0, 0]);
+        put16(&mut body, big, 0);
+        put16(&mut body, big, 0);
+        self.block(1, &body);
+        self.resolutions.push(tsresol);
+        (self.resolutions.len() - 1) as u32
+    }
+
+    pub fn packet(&mut self, interface: u32, ts: u64, data: &[u8]) {
+        let big = self.big;
+        let res = self.resolutions.get(interface as usize).copied().unwrap_or(6);
+        let units = if res & 0x80 == 0 {
+            let exp = u32::from(res);
+            if exp <= 9 {
+                ts / 10u64.pow(9 - exp)
+            } else {
+                ts * 10u64.pow(exp - 9)
+            }
+        } else {
+            ((u128::from(ts) << (res & 0x7F)) / 1_000_000_000) as u64
+        };
+        let mut body = Vec::new();
+        put32(&mut body, big, interface);
+        put32(&mut body, big, (units >> 32) as u32);
+        put32(&mut body, big, units as u32);
+        put32(&mut body, big, data.len() as u32);
+        put32(&mut body, big, data.len() as u32);
+        body.extend_from_slice(data);
+        self.block(6, &body);
+    }
+
+    /// A block pcapng readers must skip (a name resolution block).
+    pub fn other_block(&mut self) {
+        self.block(4, &[0, 0, 0, 0]);
+    }
+}
+
+/// The frames of an Ethernet snoop capture: (timestamp, frame).
+pub fn snoop_frames(capture: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pos = 16;
+    let word = |at: usize| {
+        capture
+            .get(at..)
+            .and_then(<[u8]>::first_chunk::<4>)
+            .map(|b| u32::from_be_bytes(*b))
+    };
+    while let (Some(incl), Some(len), Some(secs), Some(usecs)) =
+        (word(pos + 4), word(pos + 8), word(pos + 16), word(pos + 20))
+    {
+        let start = pos + 24;
+        let Some(frame) = capture.get(start..start + incl as usize) else {
+            break;
+        };
+        out.push((
+            u64::from(secs) * 1_000_000_000 + u64::from(usecs) * 1_000,
+            frame.to_vec(),
+        ));
+        if len < 24 {
+            break;
+        }
+        pos += len as usize;
+    }
+    out
+}
+
+/// Rewrites an untagged Ethernet frame for another link type.
+pub fn relink(frame: &[u8], linktype: u32, big_null: bool) -> Vec<u8> {
+    let (ethertype, ip) = match frame {
+        [_, _, _, _, _, _, _, _, _, _, _, _, hi, lo, ip @ ..] => (u16::from_be_bytes([*hi, *lo]), ip),
+        _ => return Vec::new(),
+    };
+    let v6 = ethertype == 0x86DD;
+    let mut out = Vec::new();
+    match linktype {
+        12 | 14 | 101 => {}
+        113 => {
+            out.extend_from_slice(&[0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0]);
+            out.extend_from_slice(&ethertype.to_be_bytes());
+        }
+        276 => {
+            out.extend_from_slice(&ethertype.to_be_bytes());
+            out.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0]);
+        }
+        0 => put32(&mut out, big_null, if v6 { 30 } else { 2 }),
+        108 => put32(&mut out, true, if v6 { 24 } else { 2 }),
+        _ => return frame.to_vec(),
+    }
+    out.extend_from_slice(ip);
+    out
+}

@@ -2,6 +2,7 @@
 
 mod captures;
 mod cli;
+mod formats;
 mod scenarios;
 
 use std::path::PathBuf;

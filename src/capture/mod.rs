@@ -6,6 +6,8 @@
 //! or damage. The same framer serves a mapped file (one slice, all of it)
 //! and a pipe (a rolling buffer), so both read a capture the same way.
 
+pub mod pcap;
+pub mod pcapng;
 pub mod snoop;
 
 use crate::dissect::Link;
@@ -37,6 +39,9 @@ pub enum Frame {
     Incomplete(usize),
     /// The bytes here cannot be a record: what is wrong with them.
     Damaged(String),
+    /// A well-formed record of a kind connbal does not read (a pcapng
+    /// interface with an unsupported link type).
+    Unsupported(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +56,23 @@ pub enum DetectError {
 #[derive(Clone, Debug)]
 pub enum Framer {
     Snoop(snoop::SnoopFramer),
+    Pcap(pcap::PcapFramer),
+    Pcapng(pcapng::PcapngFramer),
+}
+
+/// The link types of pcap and pcapng that connbal dissects.
+pub fn link_from_linktype(linktype: u32) -> Option<Link> {
+    Some(match linktype {
+        0 => Link::Null,
+        1 => Link::Ethernet,
+        12 | 14 | 101 => Link::Raw,
+        108 => Link::Loop,
+        113 => Link::Sll,
+        228 => Link::Ipv4,
+        229 => Link::Ipv6,
+        276 => Link::Sll2,
+        _ => return None,
+    })
 }
 
 impl Framer {
@@ -60,6 +82,14 @@ impl Framer {
         if head.starts_with(snoop::MAGIC) || snoop::MAGIC.starts_with(head) {
             let (f, len) = snoop::SnoopFramer::from_header(head)?;
             return Ok((Framer::Snoop(f), len));
+        }
+        if pcap::is_pcap(head) {
+            let (f, len) = pcap::PcapFramer::from_header(head)?;
+            return Ok((Framer::Pcap(f), len));
+        }
+        if pcapng::is_pcapng(head) {
+            let (f, len) = pcapng::PcapngFramer::from_header(head)?;
+            return Ok((Framer::Pcapng(f), len));
         }
         if head.len() < 4 {
             return Err(DetectError::NeedMore);
@@ -74,12 +104,16 @@ impl Framer {
     pub fn next(&mut self, buf: &[u8]) -> Frame {
         match self {
             Framer::Snoop(f) => f.next(buf),
+            Framer::Pcap(f) => f.next(buf),
+            Framer::Pcapng(f) => f.next(buf),
         }
     }
 
     pub fn format_name(&self) -> &'static str {
         match self {
             Framer::Snoop(_) => "snoop",
+            Framer::Pcap(_) => "pcap",
+            Framer::Pcapng(_) => "pcapng",
         }
     }
 }

@@ -1,0 +1,165 @@
+//! pcap and pcapng: the shared captures' own pcap/pcapng forms, and every
+//! link type, byte order and timestamp resolution built from them.
+
+use connbal::synth::{PcapWriter, PcapngWriter, relink, snoop_frames};
+
+use crate::{data, read, run, temp_file, text};
+
+fn expect_both_ways(capture: &[u8], tag: &str, flags: &[&str], expected: &str) {
+    let want = text(&read(expected));
+    let path = temp_file(tag, capture);
+    let mut args = flags.to_vec();
+    let p = path.to_str().expect("path").to_string();
+    args.push(&p);
+    let out = run(&args, None);
+    assert_eq!(out.status.code(), Some(0), "{tag}: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want, "{tag} from a file");
+    let out = run(flags, Some(capture));
+    assert_eq!(out.status.code(), Some(0), "{tag}: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want, "{tag} through a pipe");
+}
+
+#[test]
+fn shared_pcap_and_pcapng_forms_match() {
+    for name in ["real_syn", "real_pool"] {
+        for ext in ["pcap", "pcapng"] {
+            let capture = read(&format!("{name}.{ext}"));
+            expect_both_ways(
+                &capture,
+                &format!("{name}.{ext}"),
+                &[],
+                &format!("{name}.expected"),
+            );
+            expect_both_ways(
+                &capture,
+                &format!("{name}-a.{ext}"),
+                &["-a"],
+                &format!("{name}.a.expected"),
+            );
+        }
+    }
+}
+
+#[test]
+fn every_pcap_link_type_byte_order_and_resolution() {
+    let frames = snoop_frames(&read("real_syn.snoop"));
+    assert_eq!(frames.len(), 313);
+    let links: [(u32, bool); 9] = [
+        (1, false),
+        (101, false),
+        (12, false),
+        (14, false),
+        (113, false),
+        (276, false),
+        (0, false),
+        (0, true),
+        (108, false),
+    ];
+    for (linktype, big_null) in links {
+        for (big, nanos) in [(false, false), (true, true)] {
+            let mut w = PcapWriter::new(linktype, big, nanos);
+            for (ts, frame) in &frames {
+                w.record(*ts, &relink(frame, linktype, big_null));
+            }
+            let tag = format!("link{linktype}-{big_null}-{big}-{nanos}.pcap");
+            expect_both_ways(&w.bytes, &tag, &["-q"], "real_syn.expected");
+        }
+    }
+}
+
+#[test]
+fn pcapng_sections_interfaces_and_resolutions() {
+    let frames = snoop_frames(&read("real_pool.snoop"));
+    let mut w = PcapngWriter::new(false);
+    let eth = w.interface(1, 6);
+    let raw = w.interface(101, 9);
+    let half = frames.len() / 2;
+    for (i, (ts, frame)) in frames[..half].iter().enumerate() {
+        if i % 2 == 0 {
+            w.packet(eth, *ts, frame);
+        } else {
+            w.packet(raw, *ts, &relink(frame, 101, false));
+        }
+        if i % 100 == 0 {
+            w.other_block();
+        }
+    }
+    // A second section, big-endian, with its interfaces in another order
+    // and a binary resolution.
+    w.section(true);
+    let sll2 = w.interface(276, 0x80 | 20);
+    let eth2 = w.interface(1, 3);
+    for (i, (ts, frame)) in frames[half..].iter().enumerate() {
+        if i % 3 == 0 {
+            w.packet(sll2, *ts, &relink(frame, 276, false));
+        } else {
+            w.packet(eth2, *ts, frame);
+        }
+    }
+    expect_both_ways(&w.bytes, "sections.pcapng", &["-q"], "real_pool.expected");
+    expect_both_ways(
+        &w.bytes,
+        "sections-a.pcapng",
+        &["-q", "-a"],
+        "real_pool.a.expected",
+    );
+}
+
+#[test]
+fn unsupported_link_types_are_named() {
+    let w = PcapWriter::new(147, false, false);
+    let out = run(&[], Some(&w.bytes));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("connbal: standard input: pcap link type 147 is not supported"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut w = PcapngWriter::new(false);
+    let i = w.interface(1, 6);
+    let frames = snoop_frames(&read("real_syn.snoop"));
+    w.packet(i, frames[0].0, &frames[0].1);
+    let usb = w.interface(189, 6);
+    w.packet(usb, frames[1].0, &frames[1].1);
+    let out = run(&[], Some(&w.bytes));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("pcapng interface 1 has link type 189, which is not supported"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 records"),
+        "the summary of what came before: {err}"
+    );
+}
+
+#[test]
+fn pcapng_damage_is_reported_with_its_offset() {
+    let mut capture = read("real_syn.pcapng");
+    // Find the third block and give it a length that is not a multiple of 4.
+    let mut pos = 0;
+    for _ in 0..3 {
+        pos += u32::from_le_bytes(capture[pos + 4..pos + 8].try_into().unwrap()) as usize;
+    }
+    capture[pos + 4..pos + 8].copy_from_slice(&(1234567u32).to_le_bytes());
+    let out = run(&["-f", data("real_syn.pcapng").to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(&[], Some(&capture));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "damaged capture at byte offset {pos}: block length 1234567 is not a multiple of 4"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn pcap_cut_inside_a_record_warns() {
+    let capture = read("real_syn.pcap");
+    let out = run(&[], Some(&capture[..capture.len() - 5]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("the capture ends inside a record"));
+}
