@@ -3,6 +3,7 @@
 mod captures;
 mod cli;
 mod formats;
+mod generated;
 mod scenarios;
 
 use std::path::PathBuf;
