@@ -3,10 +3,20 @@
 
 use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Addr {
     V4([u8; 4]),
     V6([u8; 16]),
+}
+
+impl std::hash::Hash for Addr {
+    /// One write per address: the aggregator hashes addresses on every event.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            Addr::V4(o) => state.write_u32(u32::from_be_bytes(*o)),
+            Addr::V6(o) => state.write_u128(u128::from_be_bytes(*o)),
+        }
+    }
 }
 
 impl Addr {

@@ -6,11 +6,11 @@
 //! connection) from a client to an address it is bound to counts one
 //! connection to that backend and port (SPEC §5).
 
-use std::collections::VecDeque;
 
 use crate::addr::Addr;
 use crate::event::{DnsEvent, Event, EventBatch, Record, RecordData, Section, Span, TcpEvent};
 use crate::intern::{Interner, Map, NameId};
+use crate::table::{Generations, fingerprint};
 use crate::stats::{Counters, Tally};
 use crate::wire::dns::TYPE_SRV;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
@@ -35,6 +35,7 @@ pub struct Options {
     pub idle_timeout: u64,
     pub max_pending: usize,
     pub max_connections: usize,
+    /// SYNs remembered for retransmission checks (about 30 bytes each).
     pub max_recent_syns: usize,
     pub max_srv_targets: usize,
 }
@@ -48,7 +49,7 @@ impl Default for Options {
             idle_timeout: 300 * SECOND,
             max_pending: 200_000,
             max_connections: 1_000_000,
-            max_recent_syns: 500_000,
+            max_recent_syns: 1_000_000,
             max_srv_targets: 100_000,
         }
     }
@@ -92,73 +93,13 @@ pub struct Backend {
 /// At most this many SRV ports are kept per backend.
 const MAX_SRV_PORTS: usize = 64;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct QueryKey {
-    client: Addr,
-    server: Addr,
-    client_port: u16,
-    id: u16,
-}
-
+/// A query waiting for its response, under the fingerprint of
+/// (client, server, client port, id).
+#[derive(Clone, Copy, Debug)]
 struct Pending {
-    name: Box<[u8]>,
+    name_hash: u64,
     qtype: u16,
     ts: u64,
-    generation: u64,
-}
-
-/// Queries awaiting their response, oldest first out.
-#[derive(Default)]
-struct PendingQueries {
-    map: Map<QueryKey, Pending>,
-    order: VecDeque<(u64, QueryKey, u64)>,
-    generation: u64,
-}
-
-impl PendingQueries {
-    /// Drops queries older than the timeout; returns how many expired.
-    fn expire(&mut self, now: u64) -> u64 {
-        let mut expired = 0;
-        while let Some(&(ts, key, generation)) = self.order.front() {
-            if ts.saturating_add(QUERY_TIMEOUT) >= now {
-                break;
-            }
-            self.order.pop_front();
-            if self.map.get(&key).is_some_and(|p| p.generation == generation) {
-                self.map.remove(&key);
-                expired += 1;
-            }
-        }
-        expired
-    }
-
-    /// Inserts (replacing a query with the same key); returns how many of
-    /// the oldest entries were evicted to stay within `cap`.
-    fn insert(&mut self, key: QueryKey, name: &[u8], qtype: u16, ts: u64, cap: usize) -> u64 {
-        self.generation += 1;
-        let generation = self.generation;
-        self.map.insert(
-            key,
-            Pending {
-                name: name.into(),
-                qtype,
-                ts,
-                generation,
-            },
-        );
-        self.order.push_back((ts, key, generation));
-        let mut evicted = 0;
-        while self.map.len() > cap || self.order.len() > cap.saturating_mul(2) {
-            let Some((_, k, g)) = self.order.pop_front() else {
-                break;
-            };
-            if self.map.get(&k).is_some_and(|p| p.generation == g) {
-                self.map.remove(&k);
-                evicted += 1;
-            }
-        }
-        evicted
-    }
 }
 
 /// A directed (SYN table) or canonical (`-a` table) TCP 4-tuple.
@@ -194,47 +135,6 @@ impl FourTuple {
     }
 }
 
-/// Recent SYNs, to tell a retransmission from a new connection.
-#[derive(Default)]
-struct RecentSyns {
-    map: Map<FourTuple, (u32, u64)>,
-    order: VecDeque<(u64, FourTuple)>,
-}
-
-impl RecentSyns {
-    /// Records this SYN; true when it repeats one seen within the window.
-    fn is_retransmission(&mut self, key: FourTuple, isn: u32, ts: u64, cap: usize) -> (bool, u64) {
-        while let Some(&(t, k)) = self.order.front() {
-            if t.saturating_add(SYN_RETRANSMIT_WINDOW) >= ts {
-                break;
-            }
-            self.order.pop_front();
-            if self.map.get(&k).is_some_and(|&(_, seen)| seen == t) {
-                self.map.remove(&k);
-            }
-        }
-        if let Some(&(seen_isn, seen_ts)) = self.map.get(&key)
-            && seen_isn == isn
-            && ts.saturating_sub(seen_ts) <= SYN_RETRANSMIT_WINDOW
-        {
-            return (true, 0);
-        }
-        self.map.insert(key, (isn, ts));
-        self.order.push_back((ts, key));
-        let mut evicted = 0;
-        while self.map.len() > cap || self.order.len() > cap.saturating_mul(2) {
-            let Some((t, k)) = self.order.pop_front() else {
-                break;
-            };
-            if self.map.get(&k).is_some_and(|&(_, seen)| seen == t) {
-                self.map.remove(&k);
-                evicted += 1;
-            }
-        }
-        (false, evicted)
-    }
-}
-
 /// A connection followed with `-a`.
 #[derive(Clone, Copy, Debug)]
 struct Connection {
@@ -248,7 +148,7 @@ struct Connection {
 pub struct Aggregator {
     opts: Options,
     pub names: Interner,
-    pending: PendingQueries,
+    pending: Generations<Pending>,
     pub services: Vec<Service>,
     service_index: Map<(Addr, NameId), u32>,
     pub backends: Vec<Backend>,
@@ -260,7 +160,8 @@ pub struct Aggregator {
     /// SRV targets that came without an address: (client, target) -> the
     /// SRV services and ports waiting for the target's own lookup.
     srv_targets: Map<(Addr, NameId), Vec<(u32, u16)>>,
-    recent_syns: RecentSyns,
+    /// SYNs to bound addresses: fingerprint of the 4-tuple -> (ISN, time).
+    recent_syns: Generations<(u32, u64)>,
     connections: Map<FourTuple, Connection>,
     next_sweep: u64,
     response_serial: u64,
@@ -272,10 +173,12 @@ pub struct Aggregator {
 
 impl Aggregator {
     pub fn new(opts: Options) -> Self {
+        let pending = Generations::new(QUERY_TIMEOUT, opts.max_pending);
+        let recent_syns = Generations::new(SYN_RETRANSMIT_WINDOW, opts.max_recent_syns);
         Aggregator {
             opts,
             names: Interner::default(),
-            pending: PendingQueries::default(),
+            pending,
             services: Vec::new(),
             service_index: Map::default(),
             backends: Vec::new(),
@@ -283,7 +186,7 @@ impl Aggregator {
             conns: Map::default(),
             bindings: Map::default(),
             srv_targets: Map::default(),
-            recent_syns: RecentSyns::default(),
+            recent_syns,
             connections: Map::default(),
             next_sweep: 0,
             response_serial: 0,
@@ -318,16 +221,10 @@ impl Aggregator {
             return;
         }
         self.tally.queries += 1;
-        self.tally.pending_expired += self.pending.expire(q.ts);
-        let key = QueryKey {
-            client: q.client,
-            server: q.server,
-            client_port: q.client_port,
-            id: q.id,
-        };
-        self.tally.pending_evicted += self
-            .pending
-            .insert(key, name, q.qtype, q.ts, self.opts.max_pending);
+        self.tally.pending_expired += self.pending.advance(q.ts);
+        let key = fingerprint(&(q.client, q.server, q.client_port, q.id));
+        let pending = Pending { name_hash: q.qname_hash, qtype: q.qtype, ts: q.ts };
+        self.tally.pending_evicted += self.pending.insert(key, pending);
     }
 
     /// `-F`: a name containing the filter, or an SRV target this client
@@ -344,23 +241,16 @@ impl Aggregator {
     }
 
     fn response(&mut self, r: &DnsEvent, batch: &EventBatch) {
-        let key = QueryKey {
-            client: r.client,
-            server: r.server,
-            client_port: r.client_port,
-            id: r.id,
-        };
-        let qname = batch.name(r.qname);
+        let key = fingerprint(&(r.client, r.server, r.client_port, r.id));
         let matched = self
             .pending
-            .map
-            .get(&key)
-            .is_some_and(|p| p.qtype == r.qtype && *p.name == *qname);
+            .get(key)
+            .is_some_and(|p| p.qtype == r.qtype && p.name_hash == r.qname_hash);
         if !matched {
             self.tally.responses_unmatched += 1;
             return;
         }
-        let Some(pending) = self.pending.map.remove(&key) else {
+        let Some(pending) = self.pending.remove(key) else {
             return;
         };
         if r.ts.saturating_sub(pending.ts) > QUERY_TIMEOUT {
@@ -370,7 +260,7 @@ impl Aggregator {
         self.tally.responses_matched += 1;
         self.response_serial += 1;
         let records = batch.records_of(r);
-        let name = self.names.intern(qname);
+        let name = self.names.intern(batch.name(r.qname));
         self.build_chain(r.qname, records, batch);
 
         if r.qtype == TYPE_SRV {
@@ -575,29 +465,29 @@ impl Aggregator {
         }
     }
 
-    /// Default mode: a SYN (ACK, RST, FIN clear) to a bound address.
+    /// Default mode: a SYN (ACK, RST, FIN clear) to a bound address. Only
+    /// SYNs to bound addresses are remembered for retransmission checks: a
+    /// retransmitted SYN nobody could attribute is simply unattributed again.
     fn syn(&mut self, t: &TcpEvent) {
         if t.flags & (SYN | ACK | RST | FIN) != SYN {
             return;
         }
-        let (retransmitted, evicted) = self.recent_syns.is_retransmission(
-            FourTuple::directed(t),
-            t.seq,
-            t.ts,
-            self.opts.max_recent_syns,
-        );
-        self.tally.syn_table_evicted += evicted;
-        if retransmitted {
+        let Some(&backend) = self.bindings.get(&(t.src, t.dst)) else {
+            self.tally.syns_unattributed += 1;
+            return;
+        };
+        self.recent_syns.advance(t.ts);
+        let key = fingerprint(&FourTuple::directed(t));
+        if let Some(&(isn, ts)) = self.recent_syns.get(key)
+            && isn == t.seq
+            && t.ts.saturating_sub(ts) <= SYN_RETRANSMIT_WINDOW
+        {
             self.tally.syns_retransmitted += 1;
             return;
         }
-        match self.bindings.get(&(t.src, t.dst)) {
-            Some(&backend) => {
-                *self.conns.entry((backend, t.dst_port)).or_insert(0) += 1;
-                self.tally.syns_counted += 1;
-            }
-            None => self.tally.syns_unattributed += 1,
-        }
+        self.tally.syn_table_evicted += self.recent_syns.insert(key, (t.seq, t.ts));
+        *self.conns.entry((backend, t.dst_port)).or_insert(0) += 1;
+        self.tally.syns_counted += 1;
     }
 
     /// `-a`: the first segment of a connection seen while its client is

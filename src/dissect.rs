@@ -232,7 +232,9 @@ fn parse_dns(
     } else {
         (p.src, p.dst, sport)
     };
+    let qname_hash = crate::table::name_hash(out.name(qname));
     let mut ev = DnsEvent {
+        qname_hash,
         ts,
         client,
         server,

@@ -34,6 +34,8 @@ pub struct DnsEvent {
     pub id: u16,
     pub qtype: u16,
     pub qname: Span,
+    /// [`crate::table::name_hash`] of the question name.
+    pub qname_hash: u64,
     /// The records of a response, as a range of the batch's `records`.
     pub records: (u32, u32),
 }

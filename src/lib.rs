@@ -32,4 +32,5 @@ pub mod pipeline;
 pub mod source;
 pub mod stats;
 pub mod synth;
+pub mod table;
 pub mod wire;
