@@ -6,12 +6,11 @@
 //! connection) from a client to an address it is bound to counts one
 //! connection to that backend and port (SPEC §5).
 
-
 use crate::addr::Addr;
 use crate::event::{DnsEvent, Event, EventBatch, Record, RecordData, Section, Span, TcpEvent};
 use crate::intern::{Interner, Map, NameId};
-use crate::table::{Generations, fingerprint};
 use crate::stats::{Counters, Tally};
+use crate::table::{Generations, fingerprint};
 use crate::wire::dns::TYPE_SRV;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
@@ -223,7 +222,11 @@ impl Aggregator {
         self.tally.queries += 1;
         self.tally.pending_expired += self.pending.advance(q.ts);
         let key = fingerprint(&(q.client, q.server, q.client_port, q.id));
-        let pending = Pending { name_hash: q.qname_hash, qtype: q.qtype, ts: q.ts };
+        let pending = Pending {
+            name_hash: q.qname_hash,
+            qtype: q.qtype,
+            ts: q.ts,
+        };
         self.tally.pending_evicted += self.pending.insert(key, pending);
     }
 
@@ -260,7 +263,7 @@ impl Aggregator {
         self.tally.responses_matched += 1;
         self.response_serial += 1;
         let records = batch.records_of(r);
-        let name = self.names.intern(batch.name(r.qname));
+        let name = self.names.intern_hashed(batch.name(r.qname), r.qname_hash);
         self.build_chain(r.qname, records, batch);
 
         if r.qtype == TYPE_SRV {

@@ -222,8 +222,7 @@ fn parse_dns(
     if (response && sport != DNS_PORT) || (!response && dport != DNS_PORT) {
         return Ok(None);
     }
-    let qname = span_of(out, |names| msg.question(names))?;
-    let (qname, q) = qname;
+    let (qname, q) = span_of(out, |names| msg.question(names))?;
     if q.qclass != dns::CLASS_IN || !matches!(q.qtype, dns::TYPE_A | dns::TYPE_AAAA | dns::TYPE_SRV) {
         return Ok(None);
     }
@@ -252,6 +251,8 @@ fn parse_dns(
     let authority_end = answers + usize::from(msg.nscount);
     let total = authority_end + usize::from(msg.arcount);
     let buf = msg.bytes();
+    let mut memo = NameMemo::default();
+    memo.note(HEADER_LEN, q.end - 4, qname);
     let mut pos = q.end;
     for i in 0..total {
         let (rec, next) = dns::record_at(buf, pos)?;
@@ -271,12 +272,12 @@ fn parse_dns(
             dns::TYPE_A => RecordData::Addr(Addr::V4(rdata.try_into().map_err(|_| DnsError::BadRdata)?)),
             dns::TYPE_AAAA => RecordData::Addr(Addr::V6(rdata.try_into().map_err(|_| DnsError::BadRdata)?)),
             dns::TYPE_CNAME => {
-                let (target, _) = span_of(out, |names| dns::read_name(buf, rec.rdata_start, names))?;
+                let (target, _) = memo.read(buf, rec.rdata_start, out)?;
                 RecordData::Cname(target)
             }
             dns::TYPE_SRV => {
                 let (priority, weight, port, at) = dns::srv_fixed(buf, &rec)?;
-                let (target, _) = span_of(out, |names| dns::read_name(buf, at, names))?;
+                let (target, _) = memo.read(buf, at, out)?;
                 RecordData::Srv {
                     target,
                     port,
@@ -286,7 +287,7 @@ fn parse_dns(
             }
             _ => continue,
         };
-        let (owner, _) = span_of(out, |names| dns::read_name(buf, rec.owner, names))?;
+        let (owner, _) = memo.read(buf, rec.owner, out)?;
         out.records.push(Record {
             owner,
             ttl: rec.ttl,
@@ -296,6 +297,49 @@ fn parse_dns(
     }
     ev.records = (first as u32, out.records.len() as u32);
     Ok(Some(Event::Response(ev)))
+}
+
+const HEADER_LEN: usize = 12;
+
+/// Names already decoded in this message, by offset: a name that is just a
+/// compression pointer to one of them reuses its span instead of being
+/// decoded again (most owner names are `C0 0C`, the question).
+#[derive(Default)]
+struct NameMemo {
+    /// (offset, end in place, span)
+    entries: [(usize, usize, Span); 8],
+    len: usize,
+}
+
+impl NameMemo {
+    fn note(&mut self, offset: usize, end: usize, span: Span) {
+        if let Some(slot) = self.entries.get_mut(self.len) {
+            *slot = (offset, end, span);
+            self.len += 1;
+        }
+    }
+
+    /// Decodes the name at `pos`, or reuses a decoded one it points to.
+    /// Reuse is only taken when the earlier name lies wholly before the
+    /// pointer: exactly the bytes a fresh decode would be allowed to read.
+    fn read(&mut self, msg: &[u8], pos: usize, out: &mut EventBatch) -> Result<(Span, usize), DnsError> {
+        if let Some(&[hi, lo]) = msg.get(pos..pos + 2).and_then(|b| b.first_chunk::<2>())
+            && hi & 0xC0 == 0xC0
+        {
+            let target = (usize::from(hi & 0x3F) << 8) | usize::from(lo);
+            let known = self
+                .entries
+                .iter()
+                .take(self.len)
+                .find(|(offset, end, _)| *offset == target && *end <= pos);
+            if let Some(&(_, _, span)) = known {
+                return Ok((span, pos + 2));
+            }
+        }
+        let (span, end) = span_of(out, |names| dns::read_name(msg, pos, names))?;
+        self.note(pos, end, span);
+        Ok((span, end))
+    }
 }
 
 /// Runs a name decoder that appends to the batch's arena and returns the

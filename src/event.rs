@@ -8,7 +8,7 @@ use crate::addr::Addr;
 use crate::stats::Counters;
 
 /// A name in the batch's arena.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Span {
     pub start: u32,
     pub len: u32,
