@@ -11,7 +11,7 @@ use crate::event::{DnsEvent, Event, EventBatch, Record, RecordData, Section, Spa
 use crate::intern::{Interner, Map, NameId};
 use crate::stats::{Counters, Tally};
 use crate::table::{Generations, fingerprint};
-use crate::wire::dns::TYPE_SRV;
+use crate::wire::dns::{TYPE_SRV, presentation};
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
 const SECOND: u64 = 1_000_000_000;
@@ -236,7 +236,9 @@ impl Aggregator {
         let Some(filter) = &self.opts.filter else {
             return true;
         };
-        contains(name, filter)
+        let mut text = Vec::with_capacity(name.len() + 1);
+        presentation(name, &mut text);
+        contains(&text, filter)
             || self
                 .names
                 .get(name)

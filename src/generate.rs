@@ -598,7 +598,7 @@ pub fn generate<W: Write>(work: &Workload, w: W) -> io::Result<Generated> {
     }
     rows.sort_by(|a, b| (a.0, a.1.as_bytes(), a.2, a.3).cmp(&(b.0, b.1.as_bytes(), b.2, b.3)));
     let mut truth = Vec::new();
-    let as_rows: Vec<Row<'_>> = rows
+    let as_rows: Vec<Row> = rows
         .iter()
         .map(|r| Row {
             client: r.0,
@@ -606,7 +606,7 @@ pub fn generate<W: Write>(work: &Workload, w: W) -> io::Result<Generated> {
             port: r.3,
             conns: r.4,
             dns: r.5,
-            name: r.1.as_bytes(),
+            name: r.1.as_str().into(),
         })
         .collect();
     crate::output::write_tsv(&as_rows, &mut truth)?;

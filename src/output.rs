@@ -3,23 +3,27 @@
 
 use std::io::{self, Write};
 
+use std::rc::Rc;
+
 use crate::addr::Addr;
 use crate::aggregate::{Aggregator, Kind};
+use crate::wire::dns::presentation_string;
 
 /// One (client, backend address, port, name) line of the summary.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Row<'a> {
+pub struct Row {
     pub client: Addr,
     pub backend: Addr,
     /// `None` is `?`: an address name the client never connected to.
     pub port: Option<u16>,
     pub conns: u64,
     pub dns: u64,
-    pub name: &'a [u8],
+    /// The name in report form.
+    pub name: Rc<str>,
 }
 
 /// Every reported row, sorted by client, name, backend, port (SPEC §6).
-pub fn rows(agg: &Aggregator) -> Vec<Row<'_>> {
+pub fn rows(agg: &Aggregator) -> Vec<Row> {
     // Ports connected to, per backend.
     let mut ports: Vec<Vec<(u16, u32)>> = vec![Vec::new(); agg.backends.len()];
     for (&(backend, port), &n) in &agg.conns {
@@ -46,7 +50,7 @@ pub fn rows(agg: &Aggregator) -> Vec<Row<'_>> {
         if !agg.reported(service) {
             continue;
         }
-        let name = agg.names.name(service.name);
+        let name: Rc<str> = presentation_string(agg.names.name(service.name)).into();
         let backends = service
             .backends
             .iter()
@@ -65,7 +69,7 @@ pub fn rows(agg: &Aggregator) -> Vec<Row<'_>> {
                             port: Some(port),
                             conns: conns_at(id, port),
                             dns: u64::from(b.dns),
-                            name,
+                            name: name.clone(),
                         });
                     }
                 }
@@ -85,7 +89,7 @@ pub fn rows(agg: &Aggregator) -> Vec<Row<'_>> {
                         port,
                         conns: port.map_or(0, |p| conns_at(id, p)),
                         dns: u64::from(b.dns),
-                        name,
+                        name: name.clone(),
                     };
                     if used.is_empty() {
                         out.push(row(None));
@@ -97,13 +101,18 @@ pub fn rows(agg: &Aggregator) -> Vec<Row<'_>> {
         }
     }
     out.sort_unstable_by(|a, b| {
-        (a.client, a.name, a.backend, a.port).cmp(&(b.client, b.name, b.backend, b.port))
+        (a.client, a.name.as_bytes(), a.backend, a.port).cmp(&(
+            b.client,
+            b.name.as_bytes(),
+            b.backend,
+            b.port,
+        ))
     });
     out
 }
 
 /// `source ip <TAB> destination ip:port <TAB> #conns <TAB> #dns <TAB> name`
-pub fn write_tsv(rows: &[Row<'_>], w: &mut impl Write) -> io::Result<()> {
+pub fn write_tsv(rows: &[Row], w: &mut impl Write) -> io::Result<()> {
     for r in rows {
         write!(
             w,
@@ -113,7 +122,7 @@ pub fn write_tsv(rows: &[Row<'_>], w: &mut impl Write) -> io::Result<()> {
             r.conns,
             r.dns
         )?;
-        w.write_all(r.name)?;
+        w.write_all(r.name.as_bytes())?;
         w.write_all(b"\n")?;
     }
     Ok(())

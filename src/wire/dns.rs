@@ -1,9 +1,12 @@
 //! DNS messages, read in place.
 //!
-//! Names are decoded straight into a caller's buffer in connbal's report
-//! form: lower case, a trailing dot, and every label byte outside
-//! `[a-z0-9_-]` written as `\DDD`, so that no name can forge a tab, a newline
-//! or a row, and two names compare equal exactly when DNS says they are.
+//! Names are decoded straight into a caller's buffer in *folded wire form*:
+//! the uncompressed labels, each behind its length byte, lower-cased, ending
+//! with the root's zero byte. Two names compare equal as bytes exactly when
+//! DNS says they are equal, and decoding is a bulk copy per label.
+//! [`presentation`] turns that form into connbal's report form: lower case,
+//! a trailing dot, and every label byte outside `[a-z0-9_-]` written as
+//! `\DDD`, so that no name can forge a tab, a newline or a row.
 //!
 //! Compression pointers must point strictly backward, and every jump narrows
 //! the readable window to the bytes before the pointer, so a pointer loop is
@@ -185,16 +188,17 @@ pub fn skip_name(msg: &[u8], start: usize) -> Result<usize, DnsError> {
     walk_name(msg, start, |_| {})
 }
 
-/// Decodes the name at `start` into `out` in report form; returns the
+/// Decodes the name at `start` into `out` in folded wire form; returns the
 /// offset just past the name in place. On error `out` is left as it was.
 pub fn read_name(msg: &[u8], start: usize, out: &mut Vec<u8>) -> Result<usize, DnsError> {
     let mark = out.len();
-    let result = walk_name(msg, start, |label| push_label(out, label));
+    let result = walk_name(msg, start, |label| {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    });
     match result {
         Ok(end) => {
-            if out.len() == mark {
-                out.push(b'.');
-            }
+            out.push(0);
             Ok(end)
         }
         Err(e) => {
@@ -202,6 +206,39 @@ pub fn read_name(msg: &[u8], start: usize, out: &mut Vec<u8>) -> Result<usize, D
             Err(e)
         }
     }
+}
+
+/// Appends the report form of a folded wire name (`www.example.com.`,
+/// `.` for the root), escaping every byte outside `[a-z0-9_-]` as `\DDD`.
+pub fn presentation(wire: &[u8], out: &mut Vec<u8>) {
+    let mark = out.len();
+    let mut rest = wire;
+    while let [len, tail @ ..] = rest {
+        let len = usize::from(*len);
+        if len == 0 {
+            break;
+        }
+        let label = tail.get(..len).unwrap_or(tail);
+        for &b in label {
+            if plain(b) {
+                out.push(b.to_ascii_lowercase());
+            } else {
+                out.extend_from_slice(&[b'\\', b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10]);
+            }
+        }
+        out.push(b'.');
+        rest = tail.get(len..).unwrap_or(&[]);
+    }
+    if out.len() == mark {
+        out.push(b'.');
+    }
+}
+
+/// The report form as a `String` (escaping keeps it ASCII).
+pub fn presentation_string(wire: &[u8]) -> String {
+    let mut out = Vec::with_capacity(wire.len() + 1);
+    presentation(wire, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The one name walker: calls `on_label` for each label in order.
@@ -260,16 +297,8 @@ fn walk_name<'a>(msg: &'a [u8], start: usize, mut on_label: impl FnMut(&'a [u8])
     }
 }
 
-fn push_label(out: &mut Vec<u8>, label: &[u8]) {
-    for &b in label {
-        let b = b.to_ascii_lowercase();
-        if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-' {
-            out.push(b);
-        } else {
-            out.extend_from_slice(&[b'\\', b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10]);
-        }
-    }
-    out.push(b'.');
+fn plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
 /// Encodes a dotted name as uncompressed wire labels (for tests, the
@@ -290,7 +319,20 @@ mod tests {
     fn name_at(msg: &[u8], pos: usize) -> Result<(String, usize), DnsError> {
         let mut out = Vec::new();
         let end = read_name(msg, pos, &mut out)?;
-        Ok((String::from_utf8(out).unwrap(), end))
+        Ok((presentation_string(&out), end))
+    }
+
+    #[test]
+    fn folded_wire_form_compares_case_insensitively() {
+        let mut a = vec![0u8; 12];
+        encode_name("WWW.Example.COM", &mut a);
+        let mut b = vec![0u8; 12];
+        encode_name("www.example.com", &mut b);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        read_name(&a, 12, &mut x).unwrap();
+        read_name(&b, 12, &mut y).unwrap();
+        assert_eq!(x, y);
+        assert_eq!(x, b"\x03www\x07example\x03com\x00");
     }
 
     #[test]
@@ -400,6 +442,7 @@ mod tests {
         m.extend_from_slice(&[3, b'w', b'w', b'w', 0xC0, 12]);
         for cut in 0..m.len() {
             let mut out = b"keep".to_vec();
+            // (every cut shorter than the whole fails, and leaves `out` alone)
             assert!(read_name(&m[..cut], at.min(cut), &mut out).is_err(), "cut {cut}");
             assert_eq!(out, b"keep");
         }

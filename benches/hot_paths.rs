@@ -1,0 +1,136 @@
+//! Criterion benches of the hot paths: framing, dissection, DNS parsing and
+//! the aggregator, on a generated SYN workload held in memory.
+//!
+//! cargo bench --bench hot_paths
+
+use std::hint::black_box;
+
+use connbal::aggregate::{Aggregator, Options};
+use connbal::capture::{Frame, Framer, RecordMeta};
+use connbal::dissect::{Dissector, Link};
+use connbal::event::EventBatch;
+use connbal::generate::{Workload, generate};
+use connbal::synth::{Rr, dns_response, udp_frame};
+use connbal::wire::dns::TYPE_SRV;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn capture() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let work = Workload {
+        connections: 30_000,
+        ..Default::default()
+    };
+    generate(&work, &mut bytes).expect("generate");
+    bytes
+}
+
+fn frame_all(bytes: &[u8]) -> Vec<RecordMeta> {
+    let Ok((mut framer, mut pos)) = Framer::detect(bytes) else {
+        panic!("not a capture")
+    };
+    let mut metas = Vec::new();
+    while let Frame::Record(mut meta, len) = framer.next(&bytes[pos..]) {
+        meta.data_off += pos as u32;
+        metas.push(meta);
+        pos += len;
+    }
+    metas
+}
+
+fn dissect_all(bytes: &[u8], metas: &[RecordMeta], chunk: usize) -> Vec<EventBatch> {
+    let d = Dissector::default();
+    metas
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, part)| {
+            let mut batch = EventBatch {
+                seq: i as u64,
+                ..Default::default()
+            };
+            for m in part {
+                let start = m.data_off as usize;
+                d.record(m.link, m.ts, &bytes[start..start + m.caplen as usize], &mut batch);
+            }
+            batch
+        })
+        .collect()
+}
+
+fn benches(c: &mut Criterion) {
+    let bytes = capture();
+    let metas = frame_all(&bytes);
+    let n = metas.len() as u64;
+
+    let mut g = c.benchmark_group("syn_workload");
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("framing", |b| {
+        b.iter(|| black_box(frame_all(black_box(&bytes)).len()))
+    });
+    g.bench_function("dissection", |b| {
+        let d = Dissector::default();
+        let mut batch = EventBatch::default();
+        b.iter(|| {
+            batch.clear();
+            for m in &metas {
+                let start = m.data_off as usize;
+                d.record(m.link, m.ts, &bytes[start..start + m.caplen as usize], &mut batch);
+            }
+            black_box(batch.events.len())
+        })
+    });
+    let batches = dissect_all(&bytes, &metas, 4096);
+    g.bench_function("aggregator_apply", |b| {
+        b.iter(|| {
+            let mut agg = Aggregator::new(Options::default());
+            for batch in &batches {
+                agg.apply(batch);
+            }
+            black_box(agg.tally.syns_counted)
+        })
+    });
+    g.finish();
+
+    // One SRV response with four targets and additional records.
+    let srv = |k: u16| Rr::Srv {
+        name: "_xmpp-client._tcp.example.com".into(),
+        priority: 10,
+        weight: 5,
+        port: 5222 + k,
+        target: format!("t{k}.example.com"),
+        ttl: 60,
+    };
+    let answers: Vec<Rr> = (0..4).map(srv).collect();
+    let additional: Vec<Rr> = (0..4)
+        .map(|k| Rr::A(format!("t{k}.example.com"), [10, 0, 0, k as u8], 60))
+        .collect();
+    let msg = dns_response(
+        7,
+        "_xmpp-client._tcp.example.com",
+        TYPE_SRV,
+        &answers,
+        &additional,
+    );
+    let frame = udp_frame(
+        Default::default(),
+        connbal::addr::Addr::V4([10, 0, 0, 53]),
+        connbal::addr::Addr::V4([10, 0, 0, 1]),
+        53,
+        40000,
+        &msg,
+    );
+    let mut g = c.benchmark_group("dns");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("srv_response_dissect", |b| {
+        let d = Dissector::default();
+        let mut batch = EventBatch::default();
+        b.iter(|| {
+            batch.clear();
+            d.record(Link::Ethernet, 0, black_box(&frame), &mut batch);
+            black_box(batch.records.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(hot_paths, benches);
+criterion_main!(hot_paths);
