@@ -34,7 +34,9 @@ pub struct Options {
     pub idle_timeout: u64,
     pub max_pending: usize,
     pub max_connections: usize,
-    /// SYNs remembered for retransmission checks (about 30 bytes each).
+    /// SYNs remembered for retransmission checks. Each generation holds
+    /// half; 900k keeps a generation just under hashbrown's 512k-bucket
+    /// boundary (about 9 MiB each).
     pub max_recent_syns: usize,
     pub max_srv_targets: usize,
 }
@@ -48,7 +50,7 @@ impl Default for Options {
             idle_timeout: 300 * SECOND,
             max_pending: 200_000,
             max_connections: 1_000_000,
-            max_recent_syns: 1_000_000,
+            max_recent_syns: 900_000,
             max_srv_targets: 100_000,
         }
     }
@@ -159,8 +161,9 @@ pub struct Aggregator {
     /// SRV targets that came without an address: (client, target) -> the
     /// SRV services and ports waiting for the target's own lookup.
     srv_targets: Map<(Addr, NameId), Vec<(u32, u16)>>,
-    /// SYNs to bound addresses: fingerprint of the 4-tuple -> (ISN, time).
-    recent_syns: Generations<(u32, u64)>,
+    /// SYNs to bound addresses: fingerprint of the 4-tuple -> (ISN, time
+    /// in whole seconds): 16 bytes an entry.
+    recent_syns: Generations<(u32, u32)>,
     connections: Map<FourTuple, Connection>,
     next_sweep: u64,
     response_serial: u64,
@@ -483,14 +486,15 @@ impl Aggregator {
         };
         self.recent_syns.advance(t.ts);
         let key = fingerprint(&FourTuple::directed(t));
-        if let Some(&(isn, ts)) = self.recent_syns.get(key)
+        let secs = (t.ts / SECOND) as u32;
+        if let Some(&(isn, seen)) = self.recent_syns.get(key)
             && isn == t.seq
-            && t.ts.saturating_sub(ts) <= SYN_RETRANSMIT_WINDOW
+            && u64::from(secs.saturating_sub(seen)) <= SYN_RETRANSMIT_WINDOW / SECOND
         {
             self.tally.syns_retransmitted += 1;
             return;
         }
-        self.tally.syn_table_evicted += self.recent_syns.insert(key, (t.seq, t.ts));
+        self.tally.syn_table_evicted += self.recent_syns.insert(key, (t.seq, secs));
         *self.conns.entry((backend, t.dst_port)).or_insert(0) += 1;
         self.tally.syns_counted += 1;
     }

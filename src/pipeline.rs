@@ -11,9 +11,10 @@ use std::thread;
 use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 
 use crate::aggregate::{self, Aggregator};
+use crate::capture::RecordMeta;
 use crate::dissect::Dissector;
 use crate::event::EventBatch;
-use crate::source::{Batch, Chunk, Ending, Source};
+use crate::source::{Batch, Chunk, Ending, Source, Spares};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -39,13 +40,20 @@ pub fn run(source: Source, config: &Config, interrupt: Option<&Receiver<()>>) ->
     let (event_tx, event_rx) = bounded::<EventBatch>(threads * 2);
     let (spare_events_tx, spare_events_rx) = unbounded::<EventBatch>();
     let (spare_buffers_tx, spare_buffers_rx) = unbounded::<Vec<u8>>();
+    let (spare_records_tx, spare_records_rx) = unbounded::<Vec<RecordMeta>>();
     let stop = Arc::new(AtomicBool::new(false));
 
     let reader = {
         let stop = Arc::clone(&stop);
         thread::Builder::new()
             .name("connbal-reader".into())
-            .spawn(move || source.read(&batch_tx, &spare_buffers_rx, &stop))
+            .spawn(move || {
+                let spares = Spares {
+                    buffers: spare_buffers_rx,
+                    records: spare_records_rx,
+                };
+                source.read(&batch_tx, &spares, &stop)
+            })
     };
     let reader = match reader {
         Ok(h) => h,
@@ -62,6 +70,7 @@ pub fn run(source: Source, config: &Config, interrupt: Option<&Receiver<()>>) ->
         let event_tx = event_tx.clone();
         let spare_events_rx = spare_events_rx.clone();
         let spare_buffers_tx = spare_buffers_tx.clone();
+        let spare_records_tx = spare_records_tx.clone();
         let spawned = thread::Builder::new()
             .name(format!("connbal-parser-{i}"))
             .spawn(move || {
@@ -69,6 +78,7 @@ pub fn run(source: Source, config: &Config, interrupt: Option<&Receiver<()>>) ->
                     let mut events = spare_events_rx.try_recv().unwrap_or_default();
                     events.clear();
                     dissect_batch(&dissector, &batch, &mut events);
+                    let _ = spare_records_tx.send(batch.records);
                     if let Chunk::Owned { buf, .. } = batch.chunk {
                         let _ = spare_buffers_tx.send(buf);
                     }

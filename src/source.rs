@@ -22,7 +22,7 @@ pub const BATCH_BYTES: usize = 1 << 20;
 /// The size of each pipe buffer; a larger record grows its buffer.
 pub const PIPE_BUFFER: usize = 1 << 20;
 /// Pipe buffers in circulation: bounds memory whatever the capture's length.
-pub const PIPE_BUFFERS: usize = 16;
+pub const PIPE_BUFFERS: usize = 8;
 
 /// The bytes of one batch: a window of the mapped file, or an owned buffer.
 pub enum Chunk {
@@ -52,6 +52,24 @@ pub struct Batch {
     pub chunk: Chunk,
     pub records: Vec<RecordMeta>,
     pub counters: Counters,
+}
+
+/// What the workers give back to the reader.
+pub struct Spares {
+    pub buffers: Receiver<Vec<u8>>,
+    pub records: Receiver<Vec<RecordMeta>>,
+}
+
+impl Spares {
+    fn records(&self) -> Vec<RecordMeta> {
+        match self.records.try_recv() {
+            Ok(mut v) => {
+                v.clear();
+                v
+            }
+            Err(_) => Vec::with_capacity(BATCH_RECORDS),
+        }
+    }
 }
 
 /// How reading ended.
@@ -189,15 +207,20 @@ impl Source {
     }
 
     /// Frames the whole input into `sink`, on the calling thread.
-    pub fn read(self, sink: &Sender<Batch>, spare_buffers: &Receiver<Vec<u8>>, stop: &AtomicBool) -> Ending {
+    /// Frames the whole input into `sink`, on the calling thread. Pipe
+    /// buffers and record vectors come back from the workers through
+    /// `spares`, so the steady state allocates nothing.
+    pub fn read(self, sink: &Sender<Batch>, spares: &Spares, stop: &AtomicBool) -> Ending {
         let mut framer = self.framer;
         match self.kind {
-            SourceKind::Mapped { map, header_len } => read_mapped(map, header_len, &mut framer, sink, stop),
+            SourceKind::Mapped { map, header_len } => {
+                read_mapped(map, header_len, &mut framer, spares, sink, stop)
+            }
             SourceKind::Stream {
                 reader,
                 head,
                 header_len,
-            } => read_stream(reader, head, header_len, &mut framer, sink, spare_buffers, stop),
+            } => read_stream(reader, head, header_len, &mut framer, sink, spares, stop),
         }
     }
 }
@@ -279,6 +302,7 @@ fn read_mapped(
     map: Arc<Mmap>,
     header_len: usize,
     framer: &mut Framer,
+    spares: &Spares,
     sink: &Sender<Batch>,
     stop: &AtomicBool,
 ) -> Ending {
@@ -289,7 +313,7 @@ fn read_mapped(
         if stop.load(Ordering::Relaxed) {
             return Ending::Stopped;
         }
-        let mut records = Vec::with_capacity(256);
+        let mut records = spares.records();
         let mut counters = Counters::default();
         let rest = map.get(pos..).unwrap_or(&[]);
         let (consumed, end) = frame_run(framer, rest, BATCH_BYTES, &mut records, &mut counters);
@@ -344,11 +368,11 @@ fn read_stream(
     header_len: usize,
     framer: &mut Framer,
     sink: &Sender<Batch>,
-    spare_buffers: &Receiver<Vec<u8>>,
+    spares: &Spares,
     stop: &AtomicBool,
 ) -> Ending {
     let mut pool = BufferPool {
-        spare: spare_buffers,
+        spare: &spares.buffers,
         made: 0,
     };
     let after_header = head.get(header_len..).unwrap_or(&[]);
@@ -365,7 +389,7 @@ fn read_stream(
         if stop.load(Ordering::Relaxed) {
             return Ending::Stopped;
         }
-        let mut records = Vec::with_capacity(256);
+        let mut records = spares.records();
         let mut counters = Counters::default();
         let (consumed, end) = frame_run(
             framer,

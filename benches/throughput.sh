@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Whole-program throughput of connbal on generated workloads.
+#
+#   benches/throughput.sh                 # full size (SYN: ~12.7M records, 1.4 GB)
+#   BENCH_SCALE=0.05 benches/throughput.sh  # what CI runs
+#
+# For each workload: generate it (deterministic, with ground truth), warm the
+# page cache, then time `cat FILE >/dev/null`, connbal on the file (mmap) and
+# connbal through a pipe; print records/s, MB/s, wall and CPU seconds, the
+# ratio to cat, and peak RSS (/usr/bin/time -v). Every run's output is
+# compared with the generator's ground truth. No pass/fail on time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scale=${BENCH_SCALE:-1}
+dir=${BENCH_DIR:-$(mktemp -d /tmp/connbal-bench.XXXXXX)}
+keep=${BENCH_KEEP:-0}
+mkdir -p "$dir"
+[ "$keep" = 1 ] || trap 'rm -rf "$dir"' EXIT
+
+command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
+cargo build --release --quiet
+gen=target/release/connbal-gen
+bin=target/release/connbal
+
+n() { python3 -c "import math; print(max(1, int(round($1 * $scale))))"; }
+
+# measure NAME FILE FLAGS...: prints one table row per mode
+measure() {
+  local name=$1 file=$2; shift 2
+  local flags=("$@")
+  local records bytes
+  records=$(cat "$dir/$name.records")
+  bytes=$(stat -c %s "$file")
+  cat "$file" >/dev/null
+  local cat_wall
+  cat_wall=$( { /usr/bin/time -f '%e' cat "$file" >/dev/null; } 2>&1 | tail -1)
+  for mode in file pipe; do
+    local out="$dir/$name.$mode.out" tv="$dir/$name.$mode.time"
+    if [ $mode = file ]; then
+      /usr/bin/time -v "$bin" -q "${flags[@]}" "$file" >"$out" 2>"$tv"
+    else
+      cat "$file" | /usr/bin/time -v "$bin" -q "${flags[@]}" >"$out" 2>"$tv"
+    fi
+    local ok=ok
+    cmp -s "$out" "$dir/$name.truth" || ok=DIFFERS
+    python3 - "$tv" "$records" "$bytes" "$cat_wall" "$name" "$mode" "$ok" <<'PY'
+import sys, re
+tv, records, size, cat_wall, name, mode, ok = sys.argv[1:]
+t = open(tv).read()
+def field(label):
+    m = re.search(re.escape(label) + r":\s*(.+)", t)
+    return m.group(1).strip() if m else "0"
+wall_s = field("Elapsed (wall clock) time (h:mm:ss or m:ss)")
+parts = [float(p) for p in wall_s.split(":")]
+wall = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) > 2 else 0)
+user, sys_ = float(field("User time (seconds)")), float(field("System time (seconds)"))
+rss = int(field("Maximum resident set size (kbytes)")) / 1024
+records, size, cat_wall = int(records), int(size), float(cat_wall)
+wall = max(wall, 0.001)
+print(f"{name:<10} {mode:<5} {records:>11,} {size/1e6:>9.1f} {wall:>7.2f} {records/wall/1e6:>8.2f} "
+      f"{size/wall/1e6:>8.0f} {user:>6.2f} {sys_:>6.2f} {wall/max(cat_wall,0.001):>7.1f} {rss:>8.1f}  {ok}")
+PY
+  done
+}
+
+header() {
+  printf '%-10s %-5s %11s %9s %7s %8s %8s %6s %6s %7s %8s  %s\n' \
+    workload mode records MB wall_s Mrec/s MB/s user_s sys_s x_cat rss_MiB truth
+}
+
+gen_workload() {
+  local name=$1; shift
+  "$gen" -o "$dir/$name.snoop" --truth "$dir/$name.truth" "$@" 2>"$dir/$name.gen"
+  sed -E 's/connbal-gen: ([0-9]+) records.*/\1/' "$dir/$name.gen" >"$dir/$name.records"
+}
+
+echo "# connbal throughput, scale $scale, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo "# $(rustc --version)"
+gen_workload syn --connections "$(n 3440000)" --clients 50 --services 40
+gen_workload streams --streams --connections "$(n 1470000)" --clients 50 --services 40
+gen_workload wide --connections "$(n 200000)" --clients 1000 --services 100 --lookup-every 1000000
+header
+measure syn "$dir/syn.snoop"
+measure streams "$dir/streams.snoop" -a
+measure wide "$dir/wide.snoop"
+
+echo
+echo "# time against table size (clients x services, about two connections per pair)"
+printf '%-14s %9s %9s %8s %8s\n' clients_x_svc records rows wall_s rss_MiB
+for size in "100 20" "1000 100" "3000 100" "10000 200"; do
+  set -- $size
+  c=$(n "$1"); s=$2
+  conns=$((c * s * 2))
+  name="scale_${c}x$s"
+  gen_workload "$name" --connections "$conns" --clients "$c" --services "$s" --lookup-every 1000000 --noise 0
+  /usr/bin/time -f '%e %M' "$bin" -q "$dir/$name.snoop" >"$dir/$name.out" 2>"$dir/$name.time"
+  cmp -s "$dir/$name.out" "$dir/$name.truth" || echo "  $name: output differs from the ground truth"
+  read -r wall rss <"$dir/$name.time"
+  printf '%-14s %9s %9s %8s %8.1f\n' "${c}x$s" "$(cat "$dir/$name.records")" "$(wc -l <"$dir/$name.truth")" "$wall" "$(echo "$rss/1024" | bc -l)"
+done
+
+echo
+echo "# live pipe: 20k records/s for 10 s (scaled), CPU seconds spent by connbal"
+secs=$(python3 -c "print(max(2, int(10 * min(1.0, $scale * 20))))")
+python3 - "$dir/syn.snoop" "$secs" <<'PY' | /usr/bin/time -f 'live: wall %e s, user %U s, sys %S s, rss %M KB' "$bin" -q >/dev/null
+import sys, time, struct
+path, secs = sys.argv[1], int(sys.argv[2])
+data = open(path, "rb").read()
+out = sys.stdout.buffer
+out.write(data[:16]); out.flush()
+pos, rate, tick = 16, 20000, 0.01
+per_tick = int(rate * tick)
+start = time.monotonic(); n = 0
+while time.monotonic() - start < secs and pos + 24 <= len(data):
+    chunk_start = pos
+    for _ in range(per_tick):
+        if pos + 24 > len(data): break
+        pos += struct.unpack(">I", data[pos + 8:pos + 12])[0]
+    out.write(data[chunk_start:pos]); out.flush()
+    n += 1
+    time.sleep(max(0.0, start + n * tick - time.monotonic()))
+PY
+echo "# (live feeder ran $secs s)"
