@@ -37,6 +37,46 @@ impl Addr {
         }
     }
 
+    /// Appends the padded form (and `:port`, `?` for `Some(None)`) to `out`;
+    /// the same bytes as [`Addr::padded`], without the formatting machinery.
+    pub fn write_padded(&self, out: &mut Vec<u8>, port: Option<Option<u16>>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        match self {
+            Addr::V4(o) => {
+                for (i, &b) in o.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    out.extend_from_slice(&[b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10]);
+                }
+            }
+            Addr::V6(o) => {
+                if port.is_some() {
+                    out.push(b'[');
+                }
+                for (i, &b) in o.iter().enumerate() {
+                    if i > 0 && i % 2 == 0 {
+                        out.push(b':');
+                    }
+                    let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
+                    let lo = HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0');
+                    out.extend_from_slice(&[hi, lo]);
+                }
+                if port.is_some() {
+                    out.push(b']');
+                }
+            }
+        }
+        match port {
+            None => {}
+            Some(None) => out.extend_from_slice(b":?"),
+            Some(Some(p)) => {
+                out.push(b':');
+                push_decimal(out, u64::from(p));
+            }
+        }
+    }
+
     /// Canonical text form (`172.16.101.190`, `fd00::102:1`).
     pub fn canonical(&self) -> String {
         match self {
@@ -44,6 +84,23 @@ impl Addr {
             Addr::V6(o) => std::net::Ipv6Addr::from(*o).to_string(),
         }
     }
+}
+
+/// Appends `n` in decimal.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or(&[]));
 }
 
 pub struct Padded<'a> {
@@ -106,6 +163,29 @@ mod tests {
             "[fd00:0000:0000:0000:0000:0000:0002:0001]:443"
         );
         assert_eq!(a.canonical(), "fd00::2:1");
+    }
+
+    #[test]
+    fn byte_writer_matches_display() {
+        let mut o = [0u8; 16];
+        o[0] = 0xfd;
+        o[15] = 0xab;
+        for a in [Addr::V4([1, 22, 203, 0]), Addr::V6(o)] {
+            for port in [None, Some(None), Some(Some(0)), Some(Some(65535))] {
+                let mut out = Vec::new();
+                a.write_padded(&mut out, port);
+                let want = match port {
+                    None => a.padded().to_string(),
+                    Some(p) => a.padded_with_port(p).to_string(),
+                };
+                assert_eq!(String::from_utf8(out).unwrap(), want);
+            }
+        }
+        for n in [0u64, 7, 10, 99, 100, 65535, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
     }
 
     #[test]

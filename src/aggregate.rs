@@ -69,7 +69,11 @@ pub struct Service {
     pub client: Addr,
     pub name: NameId,
     pub kind: Kind,
-    pub backends: Vec<u32>,
+    /// Its backends, linked through [`Backend::next`] in the order they
+    /// were first seen: no allocation per service.
+    first_backend: u32,
+    last_backend: u32,
+    pub backend_count: u32,
     /// Matched responses.
     pub lookups: u32,
     pub ttl_min: Option<u32>,
@@ -82,8 +86,12 @@ pub struct Backend {
     pub addr: Addr,
     /// Matched responses in which this address appeared.
     pub dns: u32,
-    /// The ports SRV records gave this address.
-    pub srv_ports: Vec<u16>,
+    /// The next backend of the same service, or [`NONE`].
+    next: u32,
+    /// The first ports SRV records gave this address (more live in
+    /// `Aggregator::more_srv_ports`).
+    srv_ports: [u16; INLINE_SRV_PORTS],
+    srv_port_count: u8,
     /// The response that last counted this backend (one count per response).
     last_response: u64,
     /// When the latest response containing it came, and its TTL.
@@ -93,6 +101,9 @@ pub struct Backend {
 
 /// At most this many SRV ports are kept per backend.
 const MAX_SRV_PORTS: usize = 64;
+const INLINE_SRV_PORTS: usize = 3;
+/// The end of a list of backends.
+const NONE: u32 = u32::MAX;
 
 /// A query waiting for its response, under the fingerprint of
 /// (client, server, client port, id).
@@ -153,6 +164,7 @@ pub struct Aggregator {
     pub services: Vec<Service>,
     service_index: Map<(Addr, NameId), u32>,
     pub backends: Vec<Backend>,
+    more_srv_ports: Map<u32, Vec<u16>>,
     backend_index: Map<(u32, Addr), u32>,
     /// Connections per (backend, port).
     pub conns: Map<(u32, u16), u32>,
@@ -161,6 +173,9 @@ pub struct Aggregator {
     /// SRV targets that came without an address: (client, target) -> the
     /// SRV services and ports waiting for the target's own lookup.
     srv_targets: Map<(Addr, NameId), Vec<(u32, u16)>>,
+    /// By name id: whether the name is an SRV target some client waits
+    /// for, so that other A/AAAA responses skip the lookup.
+    is_srv_target: Vec<bool>,
     /// SYNs to bound addresses: fingerprint of the 4-tuple -> (ISN, time
     /// in whole seconds): 16 bytes an entry.
     recent_syns: Generations<(u32, u32)>,
@@ -184,10 +199,12 @@ impl Aggregator {
             services: Vec::new(),
             service_index: Map::default(),
             backends: Vec::new(),
+            more_srv_ports: Map::default(),
             backend_index: Map::default(),
             conns: Map::default(),
             bindings: Map::default(),
             srv_targets: Map::default(),
+            is_srv_target: Vec::new(),
             recent_syns,
             connections: Map::default(),
             next_sweep: 0,
@@ -306,8 +323,13 @@ impl Aggregator {
     }
 
     fn in_chain(&self, owner: Span, batch: &EventBatch) -> bool {
-        let owner = batch.name(owner);
-        self.chain.iter().any(|s| batch.name(*s) == owner)
+        // Owner names that were compression pointers share the question's
+        // span: equal without comparing bytes.
+        self.chain.iter().any(|&s| s == owner)
+            || self
+                .chain
+                .iter()
+                .any(|&s| s.len == owner.len && batch.name(s) == batch.name(owner))
     }
 
     fn address_response(&mut self, r: &DnsEvent, name: NameId, records: &[Record], batch: &EventBatch) {
@@ -328,7 +350,11 @@ impl Aggregator {
         }
         // SRV services waiting for this target's addresses: they become
         // backends of the SRV name, with the SRV ports.
-        if let Some(waiting) = self.srv_targets.get(&(r.client, name)).cloned() {
+        let maybe_target = self.is_srv_target.get(name.0 as usize).copied().unwrap_or(false);
+        if let Some(waiting) = maybe_target
+            .then(|| self.srv_targets.get(&(r.client, name)).cloned())
+            .flatten()
+        {
             for (srv_service, port) in waiting {
                 for &(addr, _) in &found {
                     self.add_backend(srv_service, addr, Some(port), r.ts, ttl);
@@ -396,6 +422,12 @@ impl Aggregator {
                 continue;
             }
             let target = self.names.intern(batch.name(target));
+            if self.is_srv_target.len() <= target.0 as usize {
+                self.is_srv_target.resize(target.0 as usize + 1, false);
+            }
+            if let Some(flag) = self.is_srv_target.get_mut(target.0 as usize) {
+                *flag = true;
+            }
             let waiting = self.srv_targets.entry((r.client, target)).or_default();
             if !waiting.contains(&(service, port)) && waiting.len() < MAX_SRV_PORTS {
                 waiting.push((service, port));
@@ -411,7 +443,9 @@ impl Aggregator {
                 client,
                 name,
                 kind,
-                backends: Vec::new(),
+                first_backend: NONE,
+                last_backend: NONE,
+                backend_count: 0,
                 lookups: 0,
                 ttl_min: None,
             });
@@ -435,22 +469,44 @@ impl Aggregator {
     /// Counts `addr` as seen in this response under `service` (once per
     /// response), notes an SRV port, and binds the client to it.
     fn add_backend(&mut self, service: u32, addr: Addr, srv_port: Option<u16>, ts: u64, ttl: Option<u32>) {
-        let next = self.backends.len() as u32;
-        let id = *self.backend_index.entry((service, addr)).or_insert(next);
-        if id == next {
-            self.backends.push(Backend {
-                service,
-                addr,
-                dns: 0,
-                srv_ports: Vec::new(),
-                last_response: 0,
-                latest_ts: 0,
-                latest_ttl: 0,
-            });
-            if let Some(s) = self.services.get_mut(service as usize) {
-                s.backends.push(id);
+        let Some(client) = self.services.get(service as usize).map(|s| s.client) else {
+            return;
+        };
+        // The client's binding for this address usually already names the
+        // backend: one hash operation, which the binding needs anyway.
+        let id = match self.bindings.entry((client, addr)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let bound = *e.get();
+                if self
+                    .backends
+                    .get(bound as usize)
+                    .is_some_and(|b| b.service == service)
+                {
+                    bound
+                } else {
+                    let id = backend_of(
+                        &mut self.backends,
+                        &mut self.services,
+                        &mut self.backend_index,
+                        service,
+                        addr,
+                    );
+                    e.insert(id);
+                    id
+                }
             }
-        }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let id = backend_of(
+                    &mut self.backends,
+                    &mut self.services,
+                    &mut self.backend_index,
+                    service,
+                    addr,
+                );
+                e.insert(id);
+                id
+            }
+        };
         let serial = self.response_serial;
         let Some(b) = self.backends.get_mut(id as usize) else {
             return;
@@ -459,17 +515,50 @@ impl Aggregator {
             b.last_response = serial;
             b.dns += 1;
         }
-        if let Some(p) = srv_port
-            && !b.srv_ports.contains(&p)
-            && b.srv_ports.len() < MAX_SRV_PORTS
-        {
-            b.srv_ports.push(p);
-        }
         b.latest_ts = ts;
         b.latest_ttl = ttl.unwrap_or(0);
-        let client = self.services.get(service as usize).map(|s| s.client);
-        if let Some(client) = client {
-            self.bindings.insert((client, addr), id);
+        if let Some(p) = srv_port {
+            self.add_srv_port(id, p);
+        }
+    }
+
+    fn add_srv_port(&mut self, id: u32, port: u16) {
+        let Some(b) = self.backends.get_mut(id as usize) else {
+            return;
+        };
+        let count = usize::from(b.srv_port_count);
+        if b.srv_ports.iter().take(count).any(|&p| p == port) {
+            return;
+        }
+        if let Some(slot) = b.srv_ports.get_mut(count) {
+            *slot = port;
+            b.srv_port_count += 1;
+            return;
+        }
+        let more = self.more_srv_ports.entry(id).or_default();
+        if !more.contains(&port) && more.len() + INLINE_SRV_PORTS < MAX_SRV_PORTS {
+            more.push(port);
+        }
+    }
+
+    /// The ports SRV records gave backend `id`.
+    pub fn srv_ports(&self, id: u32) -> impl Iterator<Item = u16> + '_ {
+        let inline = self
+            .backends
+            .get(id as usize)
+            .map(|b| b.srv_ports.get(..usize::from(b.srv_port_count)).unwrap_or(&[]))
+            .unwrap_or(&[]);
+        inline
+            .iter()
+            .copied()
+            .chain(self.more_srv_ports.get(&id).into_iter().flatten().copied())
+    }
+
+    /// A service's backends (id and backend), in the order first seen.
+    pub fn backends_of(&self, service: &Service) -> BackendsOf<'_> {
+        BackendsOf {
+            backends: &self.backends,
+            next: service.first_backend,
         }
     }
 
@@ -585,7 +674,87 @@ impl Aggregator {
 
     /// Whether a (client, name) is reported (SPEC §4).
     pub fn reported(&self, s: &Service) -> bool {
-        s.kind == Kind::Srv || s.backends.len() >= 2 || self.opts.all_names
+        s.kind == Kind::Srv || s.backend_count >= 2 || self.opts.all_names
+    }
+}
+
+/// Services with more backends than this get a hash index of them; smaller
+/// ones are scanned (their backends are usually adjacent in memory).
+const SCAN_BACKENDS: u32 = 8;
+
+/// The backend of `service` at `addr`, created if new.
+fn backend_of(
+    backends: &mut Vec<Backend>,
+    services: &mut [Service],
+    index: &mut Map<(u32, Addr), u32>,
+    service: u32,
+    addr: Addr,
+) -> u32 {
+    let Some(s) = services.get_mut(service as usize) else {
+        return NONE;
+    };
+    if s.backend_count <= SCAN_BACKENDS {
+        let found = BackendsOf {
+            backends,
+            next: s.first_backend,
+        }
+        .find(|(_, b)| b.addr == addr);
+        if let Some((id, _)) = found {
+            return id;
+        }
+    } else if let Some(&id) = index.get(&(service, addr)) {
+        return id;
+    }
+    let id = backends.len() as u32;
+    backends.push(Backend {
+        service,
+        addr,
+        dns: 0,
+        next: NONE,
+        srv_ports: [0; INLINE_SRV_PORTS],
+        srv_port_count: 0,
+        last_response: 0,
+        latest_ts: 0,
+        latest_ttl: 0,
+    });
+    let previous = s.last_backend;
+    s.last_backend = id;
+    if s.first_backend == NONE {
+        s.first_backend = id;
+    }
+    s.backend_count += 1;
+    if let Some(b) = backends.get_mut(previous as usize) {
+        b.next = id;
+    }
+    if s.backend_count > SCAN_BACKENDS {
+        if s.backend_count == SCAN_BACKENDS + 1 {
+            // Crossing the threshold: index the ones scanned so far.
+            let mut next = s.first_backend;
+            while let Some(b) = backends.get(next as usize) {
+                index.insert((service, b.addr), next);
+                next = b.next;
+            }
+        } else {
+            index.insert((service, addr), id);
+        }
+    }
+    id
+}
+
+/// Iterates over one service's backends.
+pub struct BackendsOf<'a> {
+    backends: &'a [Backend],
+    next: u32,
+}
+
+impl<'a> Iterator for BackendsOf<'a> {
+    type Item = (u32, &'a Backend);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let id = self.next;
+        let b = self.backends.get(id as usize)?;
+        self.next = b.next;
+        Some((id, b))
     }
 }
 

@@ -2,10 +2,9 @@
 //! original tool.
 
 use std::io::{self, Write};
-
 use std::rc::Rc;
 
-use crate::addr::Addr;
+use crate::addr::{Addr, push_decimal};
 use crate::aggregate::{Aggregator, Kind};
 use crate::wire::dns::presentation_string;
 
@@ -22,79 +21,107 @@ pub struct Row {
     pub name: Rc<str>,
 }
 
+/// Connection counts grouped by backend: one counting sort of the
+/// (backend, port) table, no allocation per backend.
+struct PortsByBackend {
+    start: Vec<u32>,
+    entries: Vec<(u16, u32)>,
+}
+
+impl PortsByBackend {
+    fn new(agg: &Aggregator) -> Self {
+        let mut start = vec![0u32; agg.backends.len() + 1];
+        for &(backend, _) in agg.conns.keys() {
+            if let Some(s) = start.get_mut(backend as usize + 1) {
+                *s += 1;
+            }
+        }
+        for i in 1..start.len() {
+            let before = start.get(i - 1).copied().unwrap_or(0);
+            if let Some(s) = start.get_mut(i) {
+                *s += before;
+            }
+        }
+        let mut fill = start.clone();
+        let mut entries = vec![(0u16, 0u32); agg.conns.len()];
+        for (&(backend, port), &n) in &agg.conns {
+            if let Some(f) = fill.get_mut(backend as usize)
+                && let Some(slot) = entries.get_mut(*f as usize)
+            {
+                *slot = (port, n);
+                *f += 1;
+            }
+        }
+        let mut ports = PortsByBackend { start, entries };
+        for b in 0..agg.backends.len() {
+            let range = ports.range(b as u32);
+            if let Some(slice) = ports.entries.get_mut(range) {
+                slice.sort_unstable();
+            }
+        }
+        ports
+    }
+
+    fn range(&self, backend: u32) -> std::ops::Range<usize> {
+        let at = |i: usize| self.start.get(i).copied().unwrap_or(0) as usize;
+        at(backend as usize)..at(backend as usize + 1)
+    }
+
+    /// (port, connections) of one backend, by port.
+    fn of(&self, backend: u32) -> &[(u16, u32)] {
+        self.entries.get(self.range(backend)).unwrap_or(&[])
+    }
+
+    fn conns(&self, backend: u32, port: u16) -> u64 {
+        let v = self.of(backend);
+        v.binary_search_by_key(&port, |&(p, _)| p)
+            .ok()
+            .and_then(|i| v.get(i))
+            .map_or(0, |&(_, n)| u64::from(n))
+    }
+}
+
 /// Every reported row, sorted by client, name, backend, port (SPEC §6).
 pub fn rows(agg: &Aggregator) -> Vec<Row> {
-    // Ports connected to, per backend.
-    let mut ports: Vec<Vec<(u16, u32)>> = vec![Vec::new(); agg.backends.len()];
-    for (&(backend, port), &n) in &agg.conns {
-        if let Some(v) = ports.get_mut(backend as usize) {
-            v.push((port, n));
-        }
-    }
-    for v in &mut ports {
-        v.sort_unstable();
-    }
-    let conns_at = |backend: u32, port: u16| -> u64 {
-        ports
-            .get(backend as usize)
-            .and_then(|v| {
-                v.binary_search_by_key(&port, |&(p, _)| p)
-                    .ok()
-                    .and_then(|i| v.get(i))
-            })
-            .map_or(0, |&(_, n)| u64::from(n))
-    };
-
-    let mut out = Vec::new();
+    let ports = PortsByBackend::new(agg);
+    let mut out = Vec::with_capacity(agg.backends.len());
+    let mut wanted: Vec<u16> = Vec::new();
     for service in &agg.services {
         if !agg.reported(service) {
             continue;
         }
         let name: Rc<str> = presentation_string(agg.names.name(service.name)).into();
-        let backends = service
-            .backends
-            .iter()
-            .filter_map(|&id| agg.backends.get(id as usize).map(|b| (id, b)));
+        let row = |b: &crate::aggregate::Backend, port: Option<u16>, conns: u64| Row {
+            client: service.client,
+            backend: b.addr,
+            port,
+            conns,
+            dns: u64::from(b.dns),
+            name: Rc::clone(&name),
+        };
         match service.kind {
             Kind::Srv => {
-                for (id, b) in backends {
-                    let mut wanted: Vec<u16> = b.srv_ports.clone();
-                    wanted.extend(ports.get(id as usize).into_iter().flatten().map(|&(p, _)| p));
+                for (id, b) in agg.backends_of(service) {
+                    wanted.clear();
+                    wanted.extend(agg.srv_ports(id));
+                    wanted.extend(ports.of(id).iter().map(|&(p, _)| p));
                     wanted.sort_unstable();
                     wanted.dedup();
-                    for port in wanted {
-                        out.push(Row {
-                            client: service.client,
-                            backend: b.addr,
-                            port: Some(port),
-                            conns: conns_at(id, port),
-                            dns: u64::from(b.dns),
-                            name: name.clone(),
-                        });
-                    }
+                    out.extend(wanted.iter().map(|&p| row(b, Some(p), ports.conns(id, p))));
                 }
             }
             Kind::Address => {
-                let mut used: Vec<u16> = service
-                    .backends
-                    .iter()
-                    .flat_map(|&id| ports.get(id as usize).into_iter().flatten().map(|&(p, _)| p))
-                    .collect();
-                used.sort_unstable();
-                used.dedup();
-                for (id, b) in backends {
-                    let row = |port: Option<u16>| Row {
-                        client: service.client,
-                        backend: b.addr,
-                        port,
-                        conns: port.map_or(0, |p| conns_at(id, p)),
-                        dns: u64::from(b.dns),
-                        name: name.clone(),
-                    };
-                    if used.is_empty() {
-                        out.push(row(None));
+                wanted.clear();
+                for (id, _) in agg.backends_of(service) {
+                    wanted.extend(ports.of(id).iter().map(|&(p, _)| p));
+                }
+                wanted.sort_unstable();
+                wanted.dedup();
+                for (id, b) in agg.backends_of(service) {
+                    if wanted.is_empty() {
+                        out.push(row(b, None, 0));
                     } else {
-                        out.extend(used.iter().map(|&p| row(Some(p))));
+                        out.extend(wanted.iter().map(|&p| row(b, Some(p), ports.conns(id, p))));
                     }
                 }
             }
@@ -113,17 +140,22 @@ pub fn rows(agg: &Aggregator) -> Vec<Row> {
 
 /// `source ip <TAB> destination ip:port <TAB> #conns <TAB> #dns <TAB> name`
 pub fn write_tsv(rows: &[Row], w: &mut impl Write) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(1 << 16);
     for r in rows {
-        write!(
-            w,
-            "{}\t{}\t{}\t{}\t",
-            r.client.padded(),
-            r.backend.padded_with_port(r.port),
-            r.conns,
-            r.dns
-        )?;
-        w.write_all(r.name.as_bytes())?;
-        w.write_all(b"\n")?;
+        r.client.write_padded(&mut buf, None);
+        buf.push(b'\t');
+        r.backend.write_padded(&mut buf, Some(r.port));
+        buf.push(b'\t');
+        push_decimal(&mut buf, r.conns);
+        buf.push(b'\t');
+        push_decimal(&mut buf, r.dns);
+        buf.push(b'\t');
+        buf.extend_from_slice(r.name.as_bytes());
+        buf.push(b'\n');
+        if buf.len() >= 1 << 16 {
+            w.write_all(&buf)?;
+            buf.clear();
+        }
     }
-    Ok(())
+    w.write_all(&buf)
 }

@@ -482,3 +482,33 @@ fn truncated_packets_are_counted_and_never_read_past() {
     assert!(out.contains("010.002.000.001:80\t1\t1"), "{out}");
     assert!(outcome.aggregator.counters.truncated > 30);
 }
+
+#[test]
+fn a_name_with_many_addresses_counts_each_once_per_response() {
+    // More addresses than a service scans linearly: the index takes over
+    // part-way through, and counts stay exact.
+    let addrs: Vec<Addr> = (1..=30).map(|i| Addr::V4([10, 9, 0, i])).collect();
+    let mut s = Script::default();
+    let first: Vec<Rr> = addrs[..5].iter().map(|&b| a("big.example", b)).collect();
+    s.lookup(C, "big.example", TYPE_A, &first, &[]);
+    let all: Vec<Rr> = addrs.iter().map(|&b| a("big.example", b)).collect();
+    s.lookup(C, "big.example", TYPE_A, &all, &[]);
+    s.lookup(C, "big.example", TYPE_A, &all[20..], &[]);
+    s.syn(C, 40000, addrs[25], 443).syn(C, 40001, addrs[2], 443);
+    let out = summary(&s);
+    assert_eq!(out.lines().count(), 30, "{out}");
+    for (i, b) in addrs.iter().enumerate() {
+        let dns = match i {
+            0..5 => 2,
+            5..20 => 1,
+            _ => 2,
+        };
+        let conns = u32::from(i == 25 || i == 2);
+        let want = format!(
+            "{}\t{}\t{conns}\t{dns}\tbig.example.\n",
+            C.padded(),
+            b.padded_with_port(Some(443))
+        );
+        assert!(out.contains(&want), "{want} missing from\n{out}");
+    }
+}
