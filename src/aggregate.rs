@@ -325,7 +325,7 @@ impl Aggregator {
     fn in_chain(&self, owner: Span, batch: &EventBatch) -> bool {
         // Owner names that were compression pointers share the question's
         // span: equal without comparing bytes.
-        self.chain.iter().any(|&s| s == owner)
+        self.chain.contains(&owner)
             || self
                 .chain
                 .iter()
