@@ -77,6 +77,15 @@ pub struct Service {
     /// Matched responses.
     pub lookups: u32,
     pub ttl_min: Option<u32>,
+    /// The latest matched response: (time, TTL in seconds).
+    pub last_answer: Option<(u64, u32)>,
+    /// Lookups made while the previous answer's TTL had not run out.
+    pub early_relookups: u32,
+    /// Connections counted for this name.
+    pub conns: u64,
+    /// Connections made after the TTL of the latest answer containing
+    /// their backend had run out.
+    pub stale_conns: u64,
 }
 
 /// One (client, name, address).
@@ -92,11 +101,22 @@ pub struct Backend {
     /// `Aggregator::more_srv_ports`).
     srv_ports: [u16; INLINE_SRV_PORTS],
     srv_port_count: u8,
+    /// The latest SRV priority and weight given for this address.
+    pub srv_priority: u16,
+    pub srv_weight: u16,
     /// The response that last counted this backend (one count per response).
     last_response: u64,
     /// When the latest response containing it came, and its TTL.
     pub latest_ts: u64,
     pub latest_ttl: u32,
+}
+
+/// What an SRV record says of its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Srv {
+    pub port: u16,
+    pub priority: u16,
+    pub weight: u16,
 }
 
 /// At most this many SRV ports are kept per backend.
@@ -172,7 +192,7 @@ pub struct Aggregator {
     bindings: Map<(Addr, Addr), u32>,
     /// SRV targets that came without an address: (client, target) -> the
     /// SRV services and ports waiting for the target's own lookup.
-    srv_targets: Map<(Addr, NameId), Vec<(u32, u16)>>,
+    srv_targets: Map<(Addr, NameId), Vec<(u32, Srv)>>,
     /// By name id: whether the name is an SRV target some client waits
     /// for, so that other A/AAAA responses skip the lookup.
     is_srv_target: Vec<bool>,
@@ -222,8 +242,22 @@ impl Aggregator {
 
     /// Applies one batch; batches must come in capture order.
     pub fn apply(&mut self, batch: &EventBatch) {
-        self.counters.add(&batch.counters);
-        for ev in &batch.events {
+        self.apply_until(batch, 0, u64::MAX);
+    }
+
+    /// Applies the batch's events from index `from` up to the first whose
+    /// capture time is `stop_at` or later; returns that event's index (the
+    /// number of events when all were applied). The batch's record
+    /// counters are added when `from` is 0.
+    pub fn apply_until(&mut self, batch: &EventBatch, from: usize, stop_at: u64) -> usize {
+        if from == 0 {
+            self.counters.add(&batch.counters);
+        }
+        let events = batch.events.get(from..).unwrap_or(&[]);
+        for (i, ev) in events.iter().enumerate() {
+            if ev.ts() >= stop_at {
+                return from + i;
+            }
             match ev {
                 Event::Tcp(t) if self.opts.all_segments => self.segment(t),
                 Event::Tcp(t) => self.syn(t),
@@ -231,6 +265,7 @@ impl Aggregator {
                 Event::Response(r) => self.response(r, batch),
             }
         }
+        batch.events.len()
     }
 
     fn query(&mut self, q: &DnsEvent, batch: &EventBatch) {
@@ -343,7 +378,7 @@ impl Aggregator {
         }
         let ttl = self.chain_ttl(records, batch);
         let service = self.service(r.client, name, Kind::Address);
-        self.note_lookup(service, ttl);
+        self.note_lookup(service, ttl, r.ts);
         let found = std::mem::take(&mut self.found);
         for &(addr, _) in &found {
             self.add_backend(service, addr, None, r.ts, ttl);
@@ -355,9 +390,9 @@ impl Aggregator {
             .then(|| self.srv_targets.get(&(r.client, name)).cloned())
             .flatten()
         {
-            for (srv_service, port) in waiting {
+            for (srv_service, srv) in waiting {
                 for &(addr, _) in &found {
-                    self.add_backend(srv_service, addr, Some(port), r.ts, ttl);
+                    self.add_backend(srv_service, addr, Some(srv), r.ts, ttl);
                 }
             }
         }
@@ -377,13 +412,28 @@ impl Aggregator {
         let service = self.service(r.client, name, Kind::Srv);
         let mut ttl: Option<u32> = None;
         let mut lower = |t: u32| ttl = Some(ttl.map_or(t, |x| x.min(t)));
-        // (target, port) of every SRV record owned by a chain name.
-        let mut targets: Vec<(Span, u16, u32)> = Vec::new();
+        // Every SRV record owned by a chain name.
+        let mut targets: Vec<(Span, Srv)> = Vec::new();
         for rec in records {
-            if let (Section::Answer, RecordData::Srv { target, port, .. }) = (rec.section, rec.data)
+            if let (
+                Section::Answer,
+                RecordData::Srv {
+                    target,
+                    port,
+                    priority,
+                    weight,
+                },
+            ) = (rec.section, rec.data)
                 && self.in_chain(rec.owner, batch)
             {
-                targets.push((target, port, rec.ttl));
+                targets.push((
+                    target,
+                    Srv {
+                        port,
+                        priority,
+                        weight,
+                    },
+                ));
                 lower(rec.ttl);
             }
         }
@@ -394,9 +444,9 @@ impl Aggregator {
                 lower(rec.ttl);
             }
         }
-        let mut backends: Vec<(Addr, u16)> = Vec::new();
-        let mut unresolved: Vec<(Span, u16)> = Vec::new();
-        for &(target, port, _) in &targets {
+        let mut backends: Vec<(Addr, Srv)> = Vec::new();
+        let mut unresolved: Vec<(Span, Srv)> = Vec::new();
+        for &(target, port) in &targets {
             let target_name = batch.name(target);
             let mut any = false;
             for rec in records {
@@ -412,11 +462,11 @@ impl Aggregator {
                 unresolved.push((target, port));
             }
         }
-        self.note_lookup(service, ttl);
-        for (addr, port) in backends {
-            self.add_backend(service, addr, Some(port), r.ts, ttl);
+        self.note_lookup(service, ttl, r.ts);
+        for (addr, srv) in backends {
+            self.add_backend(service, addr, Some(srv), r.ts, ttl);
         }
-        for (target, port) in unresolved {
+        for (target, srv) in unresolved {
             if self.srv_targets.len() >= self.opts.max_srv_targets {
                 self.tally.srv_targets_evicted += 1;
                 continue;
@@ -429,8 +479,8 @@ impl Aggregator {
                 *flag = true;
             }
             let waiting = self.srv_targets.entry((r.client, target)).or_default();
-            if !waiting.contains(&(service, port)) && waiting.len() < MAX_SRV_PORTS {
-                waiting.push((service, port));
+            if !waiting.contains(&(service, srv)) && waiting.len() < MAX_SRV_PORTS {
+                waiting.push((service, srv));
             }
         }
     }
@@ -448,6 +498,10 @@ impl Aggregator {
                 backend_count: 0,
                 lookups: 0,
                 ttl_min: None,
+                last_answer: None,
+                early_relookups: 0,
+                conns: 0,
+                stale_conns: 0,
             });
         } else if kind == Kind::Srv
             && let Some(s) = self.services.get_mut(id as usize)
@@ -457,18 +511,37 @@ impl Aggregator {
         id
     }
 
-    fn note_lookup(&mut self, service: u32, ttl: Option<u32>) {
+    fn note_lookup(&mut self, service: u32, ttl: Option<u32>, ts: u64) {
         if let Some(s) = self.services.get_mut(service as usize) {
             s.lookups += 1;
             if let Some(t) = ttl {
                 s.ttl_min = Some(s.ttl_min.map_or(t, |m| m.min(t)));
             }
+            if let Some((then, ttl)) = s.last_answer
+                && ts < then.saturating_add(u64::from(ttl) * SECOND)
+            {
+                s.early_relookups += 1;
+            }
+            s.last_answer = Some((ts, ttl.unwrap_or(0)));
+        }
+    }
+
+    /// One connection to `backend` on `port` at `ts`.
+    fn count_connection(&mut self, backend: u32, port: u16, ts: u64) {
+        *self.conns.entry((backend, port)).or_insert(0) += 1;
+        let Some(b) = self.backends.get(backend as usize) else {
+            return;
+        };
+        let stale = ts > b.latest_ts.saturating_add(u64::from(b.latest_ttl) * SECOND);
+        if let Some(s) = self.services.get_mut(b.service as usize) {
+            s.conns += 1;
+            s.stale_conns += u64::from(stale);
         }
     }
 
     /// Counts `addr` as seen in this response under `service` (once per
     /// response), notes an SRV port, and binds the client to it.
-    fn add_backend(&mut self, service: u32, addr: Addr, srv_port: Option<u16>, ts: u64, ttl: Option<u32>) {
+    fn add_backend(&mut self, service: u32, addr: Addr, srv: Option<Srv>, ts: u64, ttl: Option<u32>) {
         let Some(client) = self.services.get(service as usize).map(|s| s.client) else {
             return;
         };
@@ -517,8 +590,10 @@ impl Aggregator {
         }
         b.latest_ts = ts;
         b.latest_ttl = ttl.unwrap_or(0);
-        if let Some(p) = srv_port {
-            self.add_srv_port(id, p);
+        if let Some(srv) = srv {
+            b.srv_priority = srv.priority;
+            b.srv_weight = srv.weight;
+            self.add_srv_port(id, srv.port);
         }
     }
 
@@ -584,7 +659,7 @@ impl Aggregator {
             return;
         }
         self.tally.syn_table_evicted += self.recent_syns.insert(key, (t.seq, secs));
-        *self.conns.entry((backend, t.dst_port)).or_insert(0) += 1;
+        self.count_connection(backend, t.dst_port, t.ts);
         self.tally.syns_counted += 1;
     }
 
@@ -624,7 +699,7 @@ impl Aggregator {
             }
             if let Some((backend, port)) = attribution {
                 c.counted = true;
-                *self.conns.entry((backend, port)).or_insert(0) += 1;
+                self.count_connection(backend, port, t.ts);
                 self.tally.conns_counted += 1;
             }
             return;
@@ -713,6 +788,8 @@ fn backend_of(
         next: NONE,
         srv_ports: [0; INLINE_SRV_PORTS],
         srv_port_count: 0,
+        srv_priority: 0,
+        srv_weight: 0,
         last_response: 0,
         latest_ts: 0,
         latest_ttl: 0,

@@ -2,7 +2,27 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+
+/// How the summary is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// The original tool's rows, tab-separated.
+    Tsv,
+    /// One document: rows, per-(client, name) balance and TTL figures, statistics.
+    Json,
+    /// One JSON object per row, a line each.
+    Jsonl,
+    /// A human-readable report with verdicts (same as --report).
+    Report,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.001 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds (0.001 or more)")),
+    }
+}
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -45,7 +65,30 @@ pub struct Cli {
     #[arg(long = "idle-timeout", value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub idle_timeout: u64,
 
+    /// Output form.
+    #[arg(long = "format", value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Tsv)]
+    pub format: OutputFormat,
+
+    /// A human-readable report per client and name: shares, balance and TTL verdicts.
+    #[arg(long = "report", conflicts_with = "format")]
+    pub report: bool,
+
+    /// Print the (cumulative) summary every SECS seconds of capture time, each block after a `#` line.
+    #[arg(long = "interval", value_name = "SECS", value_parser = parse_secs)]
+    pub interval: Option<f64>,
+
     /// Parser threads (default: the number of CPUs).
     #[arg(long = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+}
+
+impl Cli {
+    /// `--report` or `--format`.
+    pub fn output_format(&self) -> OutputFormat {
+        if self.report {
+            OutputFormat::Report
+        } else {
+            self.format
+        }
+    }
 }

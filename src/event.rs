@@ -47,6 +47,16 @@ pub enum Event {
     Response(DnsEvent),
 }
 
+impl Event {
+    /// Capture time, nanoseconds since the epoch.
+    pub fn ts(&self) -> u64 {
+        match self {
+            Event::Tcp(t) => t.ts,
+            Event::Query(d) | Event::Response(d) => d.ts,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Section {
     Answer,

@@ -1,4 +1,4 @@
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::thread;
 
@@ -6,9 +6,10 @@ use clap::Parser;
 use crossbeam_channel::{Receiver, bounded};
 
 use connbal::aggregate;
-use connbal::cli::Cli;
+use connbal::cli::{Cli, OutputFormat};
 use connbal::output;
 use connbal::pipeline::{self, Config};
+use connbal::report;
 use connbal::source::{self, Ending, OpenError, Source};
 use connbal::stats;
 
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
     };
     let label = source.label.clone();
     let config = Config {
+        interval: cli.interval.map(|secs| (secs * 1e9) as u64),
         threads: cli
             .threads
             .map(usize::from)
@@ -71,7 +73,33 @@ fn main() -> ExitCode {
         },
     };
 
-    let outcome = pipeline::run(source, &config, Some(&interrupt));
+    let format = cli.output_format();
+    let style = report::Style {
+        terminal: io::stdout().is_terminal(),
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut write_failed: Option<io::Error> = None;
+    let mut tick = |agg: &aggregate::Aggregator, start: u64, end: u64| {
+        if write_failed.is_some() {
+            return;
+        }
+        let block = report::render(agg, format, style);
+        let written = out
+            .write_all(report::interval_header(start, end).as_bytes())
+            .and_then(|()| out.write_all(&block))
+            .and_then(|()| out.flush());
+        if let Err(e) = written {
+            write_failed = Some(e);
+        }
+    };
+    let ticking = config.interval.is_some();
+    let outcome = pipeline::run(
+        source,
+        &config,
+        Some(&interrupt),
+        ticking.then_some(&mut tick as pipeline::Tick<'_>),
+    );
 
     let mut status = ExitCode::SUCCESS;
     match &outcome.ending {
@@ -96,11 +124,28 @@ fn main() -> ExitCode {
     }
 
     let agg = &outcome.aggregator;
-    let rows = output::rows(agg);
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let written = output::write_tsv(&rows, &mut out).and_then(|()| out.flush());
-    if let Err(e) = written
+    let mut written = Ok(());
+    if write_failed.is_none() {
+        if ticking {
+            let (first, last) = (
+                agg.counters.first_ts.unwrap_or(0),
+                agg.counters.last_ts.unwrap_or(0),
+            );
+            written = out.write_all(
+                format!(
+                    "# final: {}",
+                    report::interval_header(first, last).trim_start_matches("# ")
+                )
+                .as_bytes(),
+            );
+        }
+        written = written.and_then(|()| match format {
+            OutputFormat::Tsv => output::write_tsv(&output::rows(agg), &mut out),
+            _ => out.write_all(&report::render(agg, format, style)),
+        });
+    }
+    let written = written.and_then(|()| out.flush());
+    if let Some(e) = write_failed.or(written.err())
         && e.kind() != io::ErrorKind::BrokenPipe
     {
         eprintln!("connbal: cannot write the summary: {e}");

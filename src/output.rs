@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::rc::Rc;
 
 use crate::addr::{Addr, push_decimal};
-use crate::aggregate::{Aggregator, Kind};
+use crate::aggregate::{Aggregator, Backend, Kind, Service};
 use crate::wire::dns::presentation_string;
 
 /// One (client, backend address, port, name) line of the summary.
@@ -23,13 +23,13 @@ pub struct Row {
 
 /// Connection counts grouped by backend: one counting sort of the
 /// (backend, port) table, no allocation per backend.
-struct PortsByBackend {
+pub struct PortsByBackend {
     start: Vec<u32>,
     entries: Vec<(u16, u32)>,
 }
 
 impl PortsByBackend {
-    fn new(agg: &Aggregator) -> Self {
+    pub fn new(agg: &Aggregator) -> Self {
         let mut start = vec![0u32; agg.backends.len() + 1];
         for &(backend, _) in agg.conns.keys() {
             if let Some(s) = start.get_mut(backend as usize + 1) {
@@ -85,49 +85,64 @@ impl PortsByBackend {
 pub fn rows(agg: &Aggregator) -> Vec<Row> {
     let ports = PortsByBackend::new(agg);
     let mut out = Vec::with_capacity(agg.backends.len());
-    let mut wanted: Vec<u16> = Vec::new();
     for service in &agg.services {
-        if !agg.reported(service) {
-            continue;
+        if agg.reported(service) {
+            service_rows(agg, &ports, service, &mut out);
         }
-        let name: Rc<str> = presentation_string(agg.names.name(service.name)).into();
-        let row = |b: &crate::aggregate::Backend, port: Option<u16>, conns: u64| Row {
-            client: service.client,
-            backend: b.addr,
-            port,
-            conns,
-            dns: u64::from(b.dns),
-            name: Rc::clone(&name),
-        };
-        match service.kind {
-            Kind::Srv => {
-                for (id, b) in agg.backends_of(service) {
-                    wanted.clear();
-                    wanted.extend(agg.srv_ports(id));
-                    wanted.extend(ports.of(id).iter().map(|&(p, _)| p));
-                    wanted.sort_unstable();
-                    wanted.dedup();
-                    out.extend(wanted.iter().map(|&p| row(b, Some(p), ports.conns(id, p))));
-                }
-            }
-            Kind::Address => {
+    }
+    sort_rows(&mut out);
+    out
+}
+
+/// The name of a service in report form.
+pub fn name_of(agg: &Aggregator, service: &Service) -> Rc<str> {
+    presentation_string(agg.names.name(service.name)).into()
+}
+
+/// The rows of one (client, name), unsorted (SPEC §5, "Ports shown").
+pub fn service_rows(agg: &Aggregator, ports: &PortsByBackend, service: &Service, out: &mut Vec<Row>) {
+    let name = name_of(agg, service);
+    let row = |b: &Backend, port: Option<u16>, conns: u64| Row {
+        client: service.client,
+        backend: b.addr,
+        port,
+        conns,
+        dns: u64::from(b.dns),
+        name: Rc::clone(&name),
+    };
+    let mut wanted: Vec<u16> = Vec::new();
+    match service.kind {
+        Kind::Srv => {
+            for (id, b) in agg.backends_of(service) {
                 wanted.clear();
-                for (id, _) in agg.backends_of(service) {
-                    wanted.extend(ports.of(id).iter().map(|&(p, _)| p));
-                }
+                wanted.extend(agg.srv_ports(id));
+                wanted.extend(ports.of(id).iter().map(|&(p, _)| p));
                 wanted.sort_unstable();
                 wanted.dedup();
-                for (id, b) in agg.backends_of(service) {
-                    if wanted.is_empty() {
-                        out.push(row(b, None, 0));
-                    } else {
-                        out.extend(wanted.iter().map(|&p| row(b, Some(p), ports.conns(id, p))));
-                    }
+                out.extend(wanted.iter().map(|&p| row(b, Some(p), ports.conns(id, p))));
+            }
+        }
+        Kind::Address => {
+            for (id, _) in agg.backends_of(service) {
+                wanted.extend(ports.of(id).iter().map(|&(p, _)| p));
+            }
+            wanted.sort_unstable();
+            wanted.dedup();
+            for (id, b) in agg.backends_of(service) {
+                if wanted.is_empty() {
+                    out.push(row(b, None, 0));
+                } else {
+                    out.extend(wanted.iter().map(|&p| row(b, Some(p), ports.conns(id, p))));
                 }
             }
         }
     }
-    out.sort_unstable_by(|a, b| {
+}
+
+/// By client, name, backend, port: addresses numerically with IPv4 first,
+/// names in byte order, `?` before any port.
+pub fn sort_rows(rows: &mut [Row]) {
+    rows.sort_unstable_by(|a, b| {
         (a.client, a.name.as_bytes(), a.backend, a.port).cmp(&(
             b.client,
             b.name.as_bytes(),
@@ -135,7 +150,6 @@ pub fn rows(agg: &Aggregator) -> Vec<Row> {
             b.port,
         ))
     });
-    out
 }
 
 /// `source ip <TAB> destination ip:port <TAB> #conns <TAB> #dns <TAB> name`

@@ -20,6 +20,9 @@ use crate::source::{Batch, Chunk, Ending, Source, Spares};
 pub struct Config {
     /// Parser workers.
     pub threads: usize,
+    /// `--interval`: call the tick callback every this many nanoseconds of
+    /// capture time.
+    pub interval: Option<u64>,
     pub aggregate: aggregate::Options,
 }
 
@@ -31,7 +34,16 @@ pub struct Outcome {
 /// Reads `source` to its end (or until `interrupt` fires) and returns the
 /// tables. On an interrupt it returns at once, without waiting for a reader
 /// blocked on a silent pipe.
-pub fn run(source: Source, config: &Config, interrupt: Option<&Receiver<()>>) -> Outcome {
+/// Called at each `--interval` boundary with the tables so far and the
+/// capture-time span (start, end) of the interval just ended.
+pub type Tick<'a> = &'a mut dyn FnMut(&Aggregator, u64, u64);
+
+pub fn run(
+    source: Source,
+    config: &Config,
+    interrupt: Option<&Receiver<()>>,
+    mut tick: Option<Tick<'_>>,
+) -> Outcome {
     let threads = config.threads.max(1);
     let dissector = Dissector {
         all_segments: config.aggregate.all_segments,
@@ -100,6 +112,7 @@ pub fn run(source: Source, config: &Config, interrupt: Option<&Receiver<()>>) ->
     let mut aggregator = Aggregator::new(config.aggregate.clone());
     let mut waiting: BTreeMap<u64, EventBatch> = BTreeMap::new();
     let mut next = 0u64;
+    let mut clock = IntervalClock::default();
     let never_rx = never();
     let interrupt = interrupt.unwrap_or(&never_rx);
     loop {
@@ -108,7 +121,10 @@ pub fn run(source: Source, config: &Config, interrupt: Option<&Receiver<()>>) ->
                 Ok(batch) => {
                     waiting.insert(batch.seq, batch);
                     while let Some(batch) = waiting.remove(&next) {
-                        aggregator.apply(&batch);
+                        match (config.interval, tick.as_mut()) {
+                            (Some(every), Some(tick)) => clock.apply(&mut aggregator, &batch, every, &mut **tick),
+                            _ => aggregator.apply(&batch),
+                        }
                         let _ = spare_events_tx.send(batch);
                         next += 1;
                     }
@@ -125,6 +141,46 @@ pub fn run(source: Source, config: &Config, interrupt: Option<&Receiver<()>>) ->
         .join()
         .unwrap_or_else(|_| Ending::ReadError("the reader thread failed".into()));
     Outcome { aggregator, ending }
+}
+
+/// Cuts the event stream at every `--interval` boundary of capture time.
+#[derive(Default)]
+struct IntervalClock {
+    /// (start of the current interval, its end)
+    current: Option<(u64, u64)>,
+}
+
+impl IntervalClock {
+    fn apply(
+        &mut self,
+        agg: &mut Aggregator,
+        batch: &EventBatch,
+        every: u64,
+        tick: &mut dyn FnMut(&Aggregator, u64, u64),
+    ) {
+        let every = every.max(1);
+        let mut at = 0;
+        loop {
+            if self.current.is_none()
+                && let Some(first) = batch.events.get(at).map(|e| e.ts())
+            {
+                self.current = Some((first, first.saturating_add(every)));
+            }
+            let stop = self.current.map_or(u64::MAX, |(_, end)| end);
+            at = agg.apply_until(batch, at, stop);
+            let Some(ts) = batch.events.get(at).map(|e| e.ts()) else {
+                return;
+            };
+            let Some((start, end)) = self.current else { return };
+            tick(agg, start, end);
+            // Intervals with nothing in them are skipped, not printed empty.
+            let mut next_end = end;
+            while next_end <= ts {
+                next_end = next_end.saturating_add(every);
+            }
+            self.current = Some((next_end.saturating_sub(every), next_end));
+        }
+    }
 }
 
 /// Dissects every record of a batch into `out`.
@@ -145,7 +201,7 @@ pub fn dissect_batch(dissector: &Dissector, batch: &Batch, out: &mut EventBatch)
 /// TSV summary and the ending (for tests, fuzzing and benches).
 pub fn summarize(bytes: &[u8], config: &Config) -> Result<(String, Outcome), crate::source::OpenError> {
     let source = Source::from_reader("memory", Box::new(std::io::Cursor::new(bytes.to_vec())))?;
-    let outcome = run(source, config, None);
+    let outcome = run(source, config, None, None);
     let rows = crate::output::rows(&outcome.aggregator);
     let mut out = Vec::new();
     let _ = crate::output::write_tsv(&rows, &mut out);

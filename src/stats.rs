@@ -74,6 +74,8 @@ pub struct Tally {
     pub conns_evicted: u64,
     pub syn_table_evicted: u64,
     pub srv_targets_evicted: u64,
+    /// DNS over TCP and fragmented UDP DNS given up (gaps, limits, age).
+    pub reassembly_dropped: u64,
 }
 
 /// The statistics block printed on stderr, one line per concern.

@@ -12,6 +12,7 @@ fn check(work: &Workload) {
     assert!(generated.truth.lines().count() > 10);
     let config = Config {
         threads: 2,
+        interval: None,
         aggregate: aggregate::Options {
             all_segments: work.streams,
             ..Default::default()

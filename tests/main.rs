@@ -4,6 +4,7 @@ mod captures;
 mod cli;
 mod formats;
 mod generated;
+mod machine;
 mod scenarios;
 
 use std::path::PathBuf;

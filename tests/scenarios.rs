@@ -26,6 +26,7 @@ fn a(name: &str, b: Addr) -> Rr {
 fn config(all: bool) -> Config {
     Config {
         threads: 2,
+        interval: None,
         aggregate: aggregate::Options {
             all_segments: all,
             ..Default::default()
