@@ -7,8 +7,11 @@
 //! connection to that backend and port (SPEC §5).
 
 use crate::addr::Addr;
-use crate::event::{DnsEvent, Event, EventBatch, Record, RecordData, Section, Span, TcpEvent};
+use crate::event::{
+    DnsEvent, Event, EventBatch, FragmentEvent, Record, RecordData, Section, Span, TcpDataEvent, TcpEvent,
+};
 use crate::intern::{Interner, Map, NameId};
+use crate::reassembly::{Fragments, TcpStreams};
 use crate::stats::{Counters, Tally};
 use crate::table::{Generations, fingerprint};
 use crate::wire::dns::{TYPE_SRV, presentation};
@@ -206,6 +209,11 @@ pub struct Aggregator {
     pub tally: Tally,
     chain: Vec<Span>,
     found: Vec<(Addr, u32)>,
+    tcp_streams: TcpStreams,
+    fragments: Fragments,
+    /// Scratch space for messages reassembled here.
+    scratch: EventBatch,
+    messages: Vec<Vec<u8>>,
 }
 
 impl Aggregator {
@@ -233,6 +241,10 @@ impl Aggregator {
             tally: Tally::default(),
             chain: Vec::new(),
             found: Vec::new(),
+            tcp_streams: TcpStreams::default(),
+            fragments: Fragments::default(),
+            scratch: EventBatch::default(),
+            messages: Vec::new(),
         }
     }
 
@@ -263,9 +275,57 @@ impl Aggregator {
                 Event::Tcp(t) => self.syn(t),
                 Event::Query(q) => self.query(q, batch),
                 Event::Response(r) => self.response(r, batch),
+                Event::TcpData(t) => self.tcp_dns(t, batch),
+                Event::Fragment(f) => self.fragment(f, batch),
             }
         }
         batch.events.len()
+    }
+
+    /// DNS over TCP: reassembled in order, then parsed like any message.
+    fn tcp_dns(&mut self, t: &TcpDataEvent, batch: &EventBatch) {
+        let key = fingerprint(&(t.src, t.dst, t.src_port, t.dst_port));
+        let mut messages = std::mem::take(&mut self.messages);
+        messages.clear();
+        let payload = batch.payload_of(t.payload);
+        self.tally.reassembly_dropped +=
+            self.tcp_streams
+                .segment(key, t.ts, t.seq, t.flags, t.complete, payload, &mut messages);
+        for m in &messages {
+            self.dns_message(t.ts, t.src, t.dst, t.src_port, t.dst_port, m);
+        }
+        self.messages = messages;
+    }
+
+    /// A UDP fragment: once the datagram is whole, its DNS message.
+    fn fragment(&mut self, f: &FragmentEvent, batch: &EventBatch) {
+        let key = fingerprint(&(f.src, f.dst, f.ident));
+        let (datagram, dropped) =
+            self.fragments
+                .add(key, f.ts, f.offset, f.more, batch.payload_of(f.payload));
+        self.tally.reassembly_dropped += dropped;
+        let Some(datagram) = datagram else { return };
+        match crate::wire::udp::parse(&datagram) {
+            Ok(u) if u.src_port == 53 || u.dst_port == 53 => {
+                self.dns_message(f.ts, f.src, f.dst, u.src_port, u.dst_port, u.payload);
+            }
+            Ok(_) => {}
+            Err(_) => self.counters.bad_ip += 1,
+        }
+    }
+
+    /// A DNS message put back together here rather than in a worker.
+    fn dns_message(&mut self, ts: u64, src: Addr, dst: Addr, sport: u16, dport: u16, bytes: &[u8]) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        self.counters.dns_messages += 1;
+        match crate::dissect::dns_event(ts, src, dst, sport, dport, bytes, &mut scratch) {
+            Ok(Some(Event::Query(q))) => self.query(&q, &scratch),
+            Ok(Some(Event::Response(r))) => self.response(&r, &scratch),
+            Ok(_) => self.counters.dns_ignored += 1,
+            Err(_) => self.counters.dns_malformed += 1,
+        }
+        self.scratch = scratch;
     }
 
     fn query(&mut self, q: &DnsEvent, batch: &EventBatch) {

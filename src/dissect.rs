@@ -5,7 +5,9 @@
 //! it goes and counted as truncated.
 
 use crate::addr::Addr;
-use crate::event::{DnsEvent, Event, EventBatch, Record, RecordData, Section, Span, TcpEvent};
+use crate::event::{
+    DnsEvent, Event, EventBatch, FragmentEvent, Record, RecordData, Section, Span, TcpDataEvent, TcpEvent,
+};
 use crate::wire::dns::{self, DnsError, DnsMessage};
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ip::{self, IpPacket, PROTO_TCP, PROTO_UDP};
@@ -72,20 +74,36 @@ impl Dissector {
 
     fn ip(&self, ts: u64, p: &IpPacket<'_>, out: &mut EventBatch) {
         let mut truncated = p.truncated;
-        if p.later_fragment {
+        if let Some((offset, ident)) = p.fragment {
             out.counters.fragments += 1;
-            return;
+            if p.protocol == PROTO_UDP {
+                // Reassembled, in capture order, by the aggregator.
+                if truncated {
+                    out.counters.truncated += 1;
+                } else {
+                    let payload = out.push_payload(p.payload);
+                    out.events.push(Event::Fragment(FragmentEvent {
+                        ts,
+                        src: p.src,
+                        dst: p.dst,
+                        ident,
+                        offset,
+                        more: p.more_fragments,
+                        payload,
+                    }));
+                }
+                return;
+            }
+            if offset != 0 {
+                return;
+            }
+            // A first TCP fragment still carries the TCP header.
         }
         match p.protocol {
             PROTO_UDP => match udp::parse(p.payload) {
                 Ok(u) if u.src_port == DNS_PORT || u.dst_port == DNS_PORT => {
                     truncated |= u.truncated;
-                    if p.more_fragments {
-                        // The message continues in later fragments.
-                        out.counters.fragments += 1;
-                    } else {
-                        self.dns(ts, p, u.src_port, u.dst_port, u.payload, out);
-                    }
+                    self.dns(ts, p.src, p.dst, u.src_port, u.dst_port, u.payload, out);
                 }
                 Ok(u) => truncated |= u.truncated,
                 Err(WireError::Truncated { .. }) => truncated = true,
@@ -107,8 +125,23 @@ impl Dissector {
                             flags: t.flags,
                         }));
                     }
-                    if t.src_port == DNS_PORT || t.dst_port == DNS_PORT {
-                        self.dns_over_tcp(ts, p, t.src_port, t.dst_port, t.payload, out);
+                    let control = t.flags & (tcp::SYN | tcp::FIN | tcp::RST) != 0;
+                    if (t.src_port == DNS_PORT || t.dst_port == DNS_PORT)
+                        && (control || !t.payload.is_empty())
+                    {
+                        // DNS over TCP is reassembled by the aggregator.
+                        let payload = out.push_payload(t.payload);
+                        out.events.push(Event::TcpData(TcpDataEvent {
+                            ts,
+                            src: p.src,
+                            dst: p.dst,
+                            src_port: t.src_port,
+                            dst_port: t.dst_port,
+                            seq: t.seq,
+                            flags: t.flags,
+                            complete: !truncated,
+                            payload,
+                        }));
                     }
                 }
                 Err(WireError::Truncated { .. }) => truncated = true,
@@ -121,30 +154,12 @@ impl Dissector {
         }
     }
 
-    /// Every DNS message that lies whole in this segment, each behind its
-    /// 2-byte length.
-    fn dns_over_tcp(
-        &self,
-        ts: u64,
-        p: &IpPacket<'_>,
-        sport: u16,
-        dport: u16,
-        mut payload: &[u8],
-        out: &mut EventBatch,
-    ) {
-        while let [hi, lo, rest @ ..] = payload {
-            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
-            let Some(msg) = rest.get(..len) else { break };
-            self.dns(ts, p, sport, dport, msg, out);
-            payload = rest.get(len..).unwrap_or(&[]);
-        }
-    }
-
-    fn dns(&self, ts: u64, p: &IpPacket<'_>, sport: u16, dport: u16, bytes: &[u8], out: &mut EventBatch) {
+    #[allow(clippy::too_many_arguments)]
+    fn dns(&self, ts: u64, src: Addr, dst: Addr, sport: u16, dport: u16, bytes: &[u8], out: &mut EventBatch) {
         out.counters.dns_messages += 1;
         let names_mark = out.names.len();
         let records_mark = out.records.len();
-        match parse_dns(ts, p, sport, dport, bytes, out) {
+        match dns_event(ts, src, dst, sport, dport, bytes, out) {
             Ok(Some(ev)) => out.events.push(ev),
             Ok(None) => {
                 out.names.truncate(names_mark);
@@ -206,9 +221,12 @@ pub fn link_payload(link: Link, data: &[u8]) -> Result<Option<&[u8]>, WireError>
     }
 }
 
-fn parse_dns(
+/// One DNS message as a query or response event (names and records
+/// written into `out`); `Ok(None)` for a message connbal does not follow.
+pub fn dns_event(
     ts: u64,
-    p: &IpPacket<'_>,
+    src: Addr,
+    dst: Addr,
     sport: u16,
     dport: u16,
     bytes: &[u8],
@@ -227,9 +245,9 @@ fn parse_dns(
         return Ok(None);
     }
     let (client, server, client_port) = if response {
-        (p.dst, p.src, dport)
+        (dst, src, dport)
     } else {
-        (p.src, p.dst, sport)
+        (src, dst, sport)
     };
     let qname_hash = crate::table::name_hash(out.name(qname));
     let mut ev = DnsEvent {

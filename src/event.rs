@@ -40,11 +40,42 @@ pub struct DnsEvent {
     pub records: (u32, u32),
 }
 
+/// A TCP segment to or from port 53: DNS over TCP, reassembled in order.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpDataEvent {
+    pub ts: u64,
+    pub src: Addr,
+    pub dst: Addr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub flags: u8,
+    /// False when the snap length cut the segment.
+    pub complete: bool,
+    /// The segment's payload, in the batch's `payload` arena.
+    pub payload: Span,
+}
+
+/// A fragment of a UDP datagram (IPv4, or IPv6 with a fragment header).
+#[derive(Clone, Copy, Debug)]
+pub struct FragmentEvent {
+    pub ts: u64,
+    pub src: Addr,
+    pub dst: Addr,
+    pub ident: u32,
+    /// Where this fragment's bytes go in the datagram.
+    pub offset: u32,
+    pub more: bool,
+    pub payload: Span,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
     Tcp(TcpEvent),
     Query(DnsEvent),
     Response(DnsEvent),
+    TcpData(TcpDataEvent),
+    Fragment(FragmentEvent),
 }
 
 impl Event {
@@ -53,6 +84,8 @@ impl Event {
         match self {
             Event::Tcp(t) => t.ts,
             Event::Query(d) | Event::Response(d) => d.ts,
+            Event::TcpData(t) => t.ts,
+            Event::Fragment(f) => f.ts,
         }
     }
 }
@@ -90,6 +123,8 @@ pub struct EventBatch {
     pub events: Vec<Event>,
     pub records: Vec<Record>,
     pub names: Vec<u8>,
+    /// Bytes to reassemble (DNS over TCP, UDP fragments).
+    pub payload: Vec<u8>,
     pub counters: Counters,
 }
 
@@ -98,12 +133,27 @@ impl EventBatch {
         self.events.clear();
         self.records.clear();
         self.names.clear();
+        self.payload.clear();
         self.counters = Counters::default();
     }
 
     pub fn name(&self, span: Span) -> &[u8] {
         let start = span.start as usize;
         self.names.get(start..start + span.len as usize).unwrap_or(&[])
+    }
+
+    pub fn push_payload(&mut self, bytes: &[u8]) -> Span {
+        let start = self.payload.len() as u32;
+        self.payload.extend_from_slice(bytes);
+        Span {
+            start,
+            len: bytes.len() as u32,
+        }
+    }
+
+    pub fn payload_of(&self, span: Span) -> &[u8] {
+        let start = span.start as usize;
+        self.payload.get(start..start + span.len as usize).unwrap_or(&[])
     }
 
     pub fn records_of(&self, ev: &DnsEvent) -> &[Record] {

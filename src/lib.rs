@@ -29,6 +29,7 @@ pub mod generate;
 pub mod intern;
 pub mod output;
 pub mod pipeline;
+pub mod reassembly;
 pub mod report;
 pub mod source;
 pub mod stats;

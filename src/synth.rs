@@ -1,6 +1,9 @@
 //! Builds packets and captures: for tests, benches, fuzz seeds and the
 //! workload generator. Everything here writes well-formed bytes; hostile
 //! bytes are made by cutting and flipping what it writes.
+// Indexing here is into buffers this module built itself, never into
+// capture data.
+#![allow(clippy::indexing_slicing)]
 
 use crate::addr::Addr;
 use crate::wire::dns::{TYPE_A, TYPE_AAAA, TYPE_CNAME, TYPE_SRV, encode_name};
@@ -500,4 +503,59 @@ pub fn relink(frame: &[u8], linktype: u32, big_null: bool) -> Vec<u8> {
     }
     out.extend_from_slice(ip);
     out
+}
+
+/// An Ethernet frame around an already built IP packet.
+pub fn ethernet_ip(frame: Frame, ip_packet: &[u8], v6: bool) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2];
+    if let Some(tci) = frame.vlan {
+        f.extend_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&tci.to_be_bytes());
+    }
+    f.extend_from_slice(if v6 { &[0x86, 0xDD] } else { &[0x08, 0x00] });
+    f.extend_from_slice(ip_packet);
+    if f.len() < 60 {
+        f.resize(60, 0);
+    }
+    f
+}
+
+/// `transport` (a UDP header and payload) split into IP fragments of at
+/// most `chunk` bytes (a multiple of 8), as whole IP packets.
+pub fn ip_fragments(
+    src: Addr,
+    dst: Addr,
+    ident: u32,
+    protocol: u8,
+    transport: &[u8],
+    chunk: usize,
+) -> Vec<Vec<u8>> {
+    let chunk = (chunk.max(8) / 8) * 8;
+    let pieces: Vec<&[u8]> = transport.chunks(chunk).collect();
+    let last = pieces.len().saturating_sub(1);
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let offset = i * chunk;
+            let more = i < last;
+            match (src, dst) {
+                (Addr::V4(s), Addr::V4(d)) => {
+                    let mut p = ipv4(s, d, protocol, 0, piece);
+                    p[4..6].copy_from_slice(&(ident as u16).to_be_bytes());
+                    let field = ((offset / 8) as u16) | if more { 0x2000 } else { 0 };
+                    p[6..8].copy_from_slice(&field.to_be_bytes());
+                    p
+                }
+                (s, d) => {
+                    let mut ext = vec![protocol, 0];
+                    let field = (offset as u16) | u16::from(more);
+                    ext.extend_from_slice(&field.to_be_bytes());
+                    ext.extend_from_slice(&ident.to_be_bytes());
+                    ext.extend_from_slice(piece);
+                    ipv6(v6(s), v6(d), 44, &ext)
+                }
+            }
+        })
+        .collect()
 }

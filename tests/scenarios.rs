@@ -513,3 +513,106 @@ fn a_name_with_many_addresses_counts_each_once_per_response() {
         assert!(out.contains(&want), "{want} missing from\n{out}");
     }
 }
+
+/// A response with enough addresses that it must be split.
+fn big_response(id: u16, name: &str, n: u8) -> Vec<u8> {
+    let answers: Vec<Rr> = (1..=n).map(|i| Rr::A(name.into(), [10, 3, 0, i], 60)).collect();
+    synth::dns_response(id, name, TYPE_A, &answers, &[])
+}
+
+#[test]
+fn dns_over_tcp_split_across_segments_is_reassembled() {
+    let mut s = Script::default();
+    let q = synth::dns_query(21, "split.example", TYPE_A);
+    let r = big_response(21, "split.example", 40);
+    let mut framed_q = (q.len() as u16).to_be_bytes().to_vec();
+    framed_q.extend_from_slice(&q);
+    let mut framed_r = (r.len() as u16).to_be_bytes().to_vec();
+    framed_r.extend_from_slice(&r);
+    let server = synth::DNS_SERVER;
+    let seg = |s: &Script, src, dst, sp, dp, seq, flags, payload: &[u8]| {
+        synth::ethernet(s.frame, src, dst, 6, &synth::tcp(sp, dp, seq, flags, payload))
+    };
+    let f = seg(&s, C, server, 45001, 53, 1000, SYN, &[]);
+    s.packet(&f);
+    let f = seg(&s, server, C, 53, 45001, 5000, SYN | ACK, &[]);
+    s.packet(&f);
+    let f = seg(&s, C, server, 45001, 53, 1001, ACK | 0x08, &framed_q);
+    s.packet(&f);
+    // The response in three segments; the middle one retransmitted.
+    let (a, rest) = framed_r.split_at(1);
+    let (b, c) = rest.split_at(200);
+    let f = seg(&s, server, C, 53, 45001, 5001, ACK, a);
+    s.packet(&f);
+    let f = seg(&s, server, C, 53, 45001, 5002, ACK, b);
+    s.packet(&f);
+    s.packet(&f);
+    let f = seg(&s, server, C, 53, 45001, 5202, ACK | 0x08, c);
+    s.packet(&f);
+    s.syn(C, 40000, Addr::V4([10, 3, 0, 33]), 443);
+    let (out, outcome) = summary_with(&s, &config(false));
+    assert_eq!(out.lines().count(), 40, "{out}");
+    assert!(
+        out.contains("010.003.000.033:443\t1\t1\tsplit.example.\n"),
+        "{out}"
+    );
+    assert_eq!(outcome.aggregator.tally.responses_matched, 1);
+    assert_eq!(outcome.aggregator.tally.reassembly_dropped, 0);
+}
+
+#[test]
+fn fragmented_udp_answers_are_reassembled_in_any_order() {
+    for client in [C, Addr::V6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7])] {
+        let server = match client {
+            Addr::V4(_) => synth::DNS_SERVER,
+            Addr::V6(_) => Addr::V6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53]),
+        };
+        let v6 = matches!(client, Addr::V6(_));
+        let mut s = Script::default();
+        let q = synth::dns_query(31, "frag.example", TYPE_A);
+        let qf = synth::udp_frame(s.frame, client, server, 46000, 53, &q);
+        s.packet(&qf);
+        let response = synth::udp(53, 46000, &big_response(31, "frag.example", 120));
+        let mut frags = synth::ip_fragments(server, client, 0xBEEF, 17, &response, 600);
+        assert!(frags.len() >= 3);
+        frags.swap(0, 2); // out of order: a later piece first
+        for f in &frags {
+            let frame = synth::ethernet_ip(s.frame, f, v6);
+            s.packet(&frame);
+        }
+        s.syn(client, 40000, Addr::V4([10, 3, 0, 77]), 443);
+        let (out, outcome) = summary_with(&s, &config(false));
+        assert_eq!(outcome.aggregator.tally.responses_matched, 1, "{client:?}");
+        assert_eq!(out.lines().count(), 120, "{client:?}");
+        if !v6 {
+            assert!(
+                out.contains("010.003.000.077:443\t1\t1\tfrag.example.\n"),
+                "{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fragment_that_never_completes_is_dropped_and_counted() {
+    let mut s = Script::default();
+    let q = synth::dns_query(41, "lost.example", TYPE_A);
+    let qf = synth::udp_frame(s.frame, C, synth::DNS_SERVER, 46001, 53, &q);
+    s.packet(&qf);
+    let response = synth::udp(53, 46001, &big_response(41, "lost.example", 60));
+    let frags = synth::ip_fragments(synth::DNS_SERVER, C, 7, 17, &response, 400);
+    for f in &frags[..frags.len() - 1] {
+        let frame = synth::ethernet_ip(s.frame, f, false);
+        s.packet(&frame);
+    }
+    s.wait_ms(31_000);
+    // The next fragment to arrive finds the first datagram too old.
+    let other = synth::ip_fragments(synth::DNS_SERVER, C, 8, 17, &response, 400);
+    let frame = synth::ethernet_ip(s.frame, &other[0], false);
+    s.packet(&frame);
+    s.syn(C, 40000, B1, 80);
+    let (out, outcome) = summary_with(&s, &config(false));
+    assert_eq!(out, "");
+    assert_eq!(outcome.aggregator.tally.reassembly_dropped, 1);
+    assert_eq!(outcome.aggregator.tally.responses_matched, 0);
+}

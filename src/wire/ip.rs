@@ -14,6 +14,8 @@ pub struct IpPacket<'a> {
     pub later_fragment: bool,
     /// A first fragment: the transport payload continues elsewhere.
     pub more_fragments: bool,
+    /// For a fragment: (offset of its payload in bytes, identification).
+    pub fragment: Option<(u32, u32)>,
     pub payload: &'a [u8],
     pub truncated: bool,
 }
@@ -26,6 +28,8 @@ impl<'a> From<super::ipv4::Ipv4Packet<'a>> for IpPacket<'a> {
             protocol: p.protocol,
             later_fragment: p.fragment_offset != 0,
             more_fragments: p.more_fragments,
+            fragment: (p.fragment_offset != 0 || p.more_fragments)
+                .then_some((u32::from(p.fragment_offset) * 8, u32::from(p.ident))),
             payload: p.payload,
             truncated: p.truncated,
         }
@@ -40,6 +44,7 @@ impl<'a> From<super::ipv6::Ipv6Packet<'a>> for IpPacket<'a> {
             protocol: p.protocol,
             later_fragment: p.later_fragment,
             more_fragments: p.more_fragments,
+            fragment: p.fragment,
             payload: p.payload,
             truncated: p.truncated,
         }

@@ -33,6 +33,8 @@ pub struct Ipv4Packet<'a> {
     /// header is here.
     pub fragment_offset: u16,
     pub more_fragments: bool,
+    /// The identification field (fragments of one datagram share it).
+    pub ident: u16,
     /// The payload as far as it was captured, never past the total length.
     pub payload: &'a [u8],
     /// The total length claims more than was captured.
@@ -62,6 +64,7 @@ pub fn parse(bytes: &[u8]) -> Result<Ipv4Packet<'_>, WireError> {
         protocol: h.protocol,
         fragment_offset: frag & FRAGMENT_OFFSET,
         more_fragments: frag & MORE_FRAGMENTS != 0,
+        ident: h.ident.get(),
         payload,
         truncated: total_len > bytes.len(),
     })

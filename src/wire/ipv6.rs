@@ -40,6 +40,9 @@ pub struct Ipv6Packet<'a> {
     pub later_fragment: bool,
     /// A first fragment with more to come.
     pub more_fragments: bool,
+    /// The fragment header's offset (bytes) and identification, when
+    /// there is one.
+    pub fragment: Option<(u32, u32)>,
     pub payload: &'a [u8],
     pub truncated: bool,
 }
@@ -59,6 +62,7 @@ pub fn parse(bytes: &[u8]) -> Result<Ipv6Packet<'_>, WireError> {
     let mut protocol = h.next_header;
     let mut later_fragment = false;
     let mut more_fragments = false;
+    let mut fragment = None;
     for _ in 0..MAX_EXTENSION_HEADERS {
         let len = match protocol {
             HOP_BY_HOP | ROUTING | DEST_OPTS => {
@@ -81,6 +85,11 @@ pub fn parse(bytes: &[u8]) -> Result<Ipv6Packet<'_>, WireError> {
                 let field = u16::from_be_bytes(*frag);
                 later_fragment = field & 0xFFF8 != 0;
                 more_fragments = field & 1 != 0;
+                let ident = payload
+                    .get(4..)
+                    .and_then(<[u8]>::first_chunk::<4>)
+                    .map_or(0, |b| u32::from_be_bytes(*b));
+                fragment = Some((u32::from(field & 0xFFF8), ident));
                 8
             }
             _ => break,
@@ -103,6 +112,7 @@ pub fn parse(bytes: &[u8]) -> Result<Ipv6Packet<'_>, WireError> {
         protocol,
         later_fragment,
         more_fragments,
+        fragment,
         payload,
         truncated,
     })
