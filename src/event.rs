@@ -120,6 +120,8 @@ pub struct Record {
 #[derive(Default, Debug)]
 pub struct EventBatch {
     pub seq: u64,
+    /// Byte offset in the input just past this batch's records.
+    pub end_offset: u64,
     pub events: Vec<Event>,
     pub records: Vec<Record>,
     pub names: Vec<u8>,

@@ -94,12 +94,28 @@ fn main() -> ExitCode {
         }
     };
     let ticking = config.interval.is_some();
-    let outcome = pipeline::run(
-        source,
-        &config,
-        Some(&interrupt),
-        ticking.then_some(&mut tick as pipeline::Tick<'_>),
-    );
+    // A progress bar for a file, when a person is watching stderr.
+    let bar = match source.len_hint() {
+        Some(len) if !cli.quiet && io::stderr().is_terminal() => Some(progress_bar(len)),
+        _ => None,
+    };
+    let started = std::time::Instant::now();
+    let show = |bytes: u64, records: u64| {
+        if let Some(bar) = &bar {
+            bar.set_position(bytes);
+            let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            bar.set_message(format!("{:.1}M rec/s", rate / 1e6));
+        }
+    };
+    let hooks = pipeline::Hooks {
+        interrupt: Some(&interrupt),
+        tick: ticking.then_some(&mut tick as pipeline::Tick<'_>),
+        progress: bar.is_some().then_some(&show as pipeline::Progress<'_>),
+    };
+    let outcome = pipeline::run(source, &config, hooks);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
 
     let mut status = ExitCode::SUCCESS;
     match &outcome.ending {
@@ -155,6 +171,14 @@ fn main() -> ExitCode {
         eprint!("{}", stats::render(&agg.counters, &agg.tally, cli.all));
     }
     status
+}
+
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template("{bar:24} {bytes}/{total_bytes} {msg} eta {eta}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
 }
 
 /// SIGINT and SIGTERM arrive here as a message: stop reading, print the

@@ -38,12 +38,27 @@ pub struct Outcome {
 /// capture-time span (start, end) of the interval just ended.
 pub type Tick<'a> = &'a mut dyn FnMut(&Aggregator, u64, u64);
 
-pub fn run(
-    source: Source,
-    config: &Config,
-    interrupt: Option<&Receiver<()>>,
-    mut tick: Option<Tick<'_>>,
-) -> Outcome {
+/// Told after each batch is applied: (bytes of the input read so far,
+/// records so far).
+pub type Progress<'a> = &'a dyn Fn(u64, u64);
+
+/// What the caller hooks into a run.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// SIGINT/SIGTERM: stop and return what was applied.
+    pub interrupt: Option<&'a Receiver<()>>,
+    /// `--interval` blocks.
+    pub tick: Option<Tick<'a>>,
+    /// A progress display.
+    pub progress: Option<Progress<'a>>,
+}
+
+pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
+    let Hooks {
+        interrupt,
+        mut tick,
+        progress,
+    } = hooks;
     let threads = config.threads.max(1);
     let dissector = Dissector {
         all_segments: config.aggregate.all_segments,
@@ -125,6 +140,9 @@ pub fn run(
                             (Some(every), Some(tick)) => clock.apply(&mut aggregator, &batch, every, &mut **tick),
                             _ => aggregator.apply(&batch),
                         }
+                        if let Some(progress) = progress {
+                            progress(batch.end_offset, aggregator.counters.records);
+                        }
                         let _ = spare_events_tx.send(batch);
                         next += 1;
                     }
@@ -186,6 +204,7 @@ impl IntervalClock {
 /// Dissects every record of a batch into `out`.
 pub fn dissect_batch(dissector: &Dissector, batch: &Batch, out: &mut EventBatch) {
     out.seq = batch.seq;
+    out.end_offset = batch.end_offset;
     out.counters = batch.counters;
     let bytes = batch.chunk.bytes();
     for meta in &batch.records {
@@ -201,7 +220,7 @@ pub fn dissect_batch(dissector: &Dissector, batch: &Batch, out: &mut EventBatch)
 /// TSV summary and the ending (for tests, fuzzing and benches).
 pub fn summarize(bytes: &[u8], config: &Config) -> Result<(String, Outcome), crate::source::OpenError> {
     let source = Source::from_reader("memory", Box::new(std::io::Cursor::new(bytes.to_vec())))?;
-    let outcome = run(source, config, None, None);
+    let outcome = run(source, config, Hooks::default());
     let rows = crate::output::rows(&outcome.aggregator);
     let mut out = Vec::new();
     let _ = crate::output::write_tsv(&rows, &mut out);

@@ -49,6 +49,8 @@ impl Chunk {
 /// Records framed by the reader, in capture order by `seq`.
 pub struct Batch {
     pub seq: u64,
+    /// Byte offset in the input just past this batch's records.
+    pub end_offset: u64,
     pub chunk: Chunk,
     pub records: Vec<RecordMeta>,
     pub counters: Counters,
@@ -323,9 +325,11 @@ fn read_mapped(
                 start: pos,
                 end: pos + consumed,
             };
+            let end_offset = (pos + consumed) as u64;
             if sink
                 .send(Batch {
                     seq,
+                    end_offset,
                     chunk,
                     records,
                     counters,
@@ -410,9 +414,11 @@ fn read_stream(
                 buf: std::mem::replace(&mut buf, next),
                 len: consumed,
             };
+            let end_offset = base + consumed as u64;
             if sink
                 .send(Batch {
                     seq,
+                    end_offset,
                     chunk,
                     records,
                     counters,
