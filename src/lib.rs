@@ -25,6 +25,7 @@ pub mod capture;
 pub mod cli;
 pub mod dissect;
 pub mod event;
+pub mod fuzzing;
 pub mod generate;
 pub mod intern;
 pub mod output;

@@ -165,6 +165,21 @@ impl Source {
         Self::stream(label.into(), reader)
     }
 
+    /// A source over a read-only map (a file's, or an anonymous one holding
+    /// bytes from memory): framed exactly as a mapped file is.
+    pub fn from_map(label: &str, map: Mmap) -> Result<Source, OpenError> {
+        let (framer, header_len) = detect(&map, true)
+            .map_err(|m| OpenError::Format(format!("{label}: {}", m.unwrap_or_default())))?;
+        Ok(Source {
+            label: label.into(),
+            framer,
+            kind: SourceKind::Mapped {
+                map: Arc::new(map),
+                header_len,
+            },
+        })
+    }
+
     fn stream(label: String, mut reader: Box<dyn Read + Send>) -> Result<Source, OpenError> {
         let mut head = Vec::with_capacity(4096);
         let mut chunk = [0u8; 4096];

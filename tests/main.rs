@@ -3,6 +3,7 @@
 mod captures;
 mod cli;
 mod formats;
+mod fuzz_replay;
 mod generated;
 mod machine;
 mod scenarios;

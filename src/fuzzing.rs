@@ -1,0 +1,266 @@
+//! The fuzz targets' bodies (`fuzz/fuzz_targets/*.rs` call these), also
+//! replayed over the committed corpora by `cargo test`, so a crash found
+//! once stays a test forever.
+//!
+//! Each function panics only when connbal breaks one of its promises: no
+//! panic on any input, the mapped and streaming readers frame the same
+//! records, every span stays inside its arena, no output row can be forged.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::io::Read;
+use std::sync::atomic::AtomicBool;
+
+use crossbeam_channel::unbounded;
+
+use crate::addr::Addr;
+use crate::aggregate::{self, Aggregator};
+use crate::capture::{Frame, Framer};
+use crate::cli::OutputFormat;
+use crate::dissect::{self, Dissector, Link};
+use crate::event::{Event, EventBatch, RecordData, Span};
+use crate::report::{self, Style};
+use crate::source::{Chunk, Ending, Source, Spares};
+use crate::wire::dns::presentation;
+
+/// A reader that hands out at most `step` bytes a call, like a pipe.
+struct Trickle {
+    data: Vec<u8>,
+    pos: usize,
+    step: usize,
+}
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.step).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// What a reader made of the input: each record's (time, link, bytes), and
+/// how reading ended.
+type Framed = (Vec<(u64, Link, Vec<u8>)>, Ending);
+
+fn read_all(source: Source) -> Framed {
+    let (tx, rx) = unbounded();
+    let (buf_tx, buf_rx) = unbounded();
+    let (rec_tx, rec_rx) = unbounded();
+    let reader = std::thread::spawn(move || {
+        let spares = Spares {
+            buffers: buf_rx,
+            records: rec_rx,
+        };
+        source.read(&tx, &spares, &AtomicBool::new(false))
+    });
+    let mut records = Vec::new();
+    for batch in rx {
+        let bytes = batch.chunk.bytes();
+        for m in &batch.records {
+            let at = m.data_off as usize;
+            records.push((m.ts, m.link, bytes[at..at + m.caplen as usize].to_vec()));
+        }
+        if let Chunk::Owned { buf, .. } = batch.chunk {
+            let _ = buf_tx.send(buf);
+        }
+        let _ = rec_tx.send(batch.records);
+    }
+    (records, reader.join().expect("the reader thread"))
+}
+
+fn anonymous_map(data: &[u8]) -> Option<memmap2::Mmap> {
+    let mut map = memmap2::MmapOptions::new().len(data.len()).map_anon().ok()?;
+    map.copy_from_slice(data);
+    map.make_read_only().ok()
+}
+
+/// Framing: the mapped and the streaming readers agree on every input,
+/// whatever sizes the pipe delivers.
+pub fn framing(data: &[u8]) {
+    let step = 1 + usize::from(data.last().copied().unwrap_or(0)) * 37;
+    let streamed = Source::from_reader(
+        "input",
+        Box::new(Trickle {
+            data: data.to_vec(),
+            pos: 0,
+            step,
+        }),
+    );
+    let Some(map) = (!data.is_empty()).then(|| anonymous_map(data)).flatten() else {
+        // An empty input is not a capture either way.
+        assert!(streamed.is_err());
+        return;
+    };
+    let mapped = Source::from_map("input", map);
+    match (mapped, streamed) {
+        (Ok(m), Ok(s)) => {
+            let (m, s) = (read_all(m), read_all(s));
+            assert_eq!(
+                m.0.len(),
+                s.0.len(),
+                "record counts differ: {:?} vs {:?}",
+                m.1,
+                s.1
+            );
+            assert!(m.0 == s.0, "records differ");
+            assert_eq!(m.1, s.1, "endings differ");
+        }
+        (Err(m), Err(s)) => assert_eq!(format!("{m:?}"), format!("{s:?}")),
+        (m, s) => panic!(
+            "one reader took the input, the other did not: {:?} vs {:?}",
+            m.is_ok(),
+            s.is_ok()
+        ),
+    }
+}
+
+const LINKS: [Link; 9] = [
+    Link::Ethernet,
+    Link::Ipnet,
+    Link::Raw,
+    Link::Ipv4,
+    Link::Ipv6,
+    Link::Sll,
+    Link::Sll2,
+    Link::Null,
+    Link::Loop,
+];
+
+fn span_ok(span: Span, arena: &[u8]) -> bool {
+    span.start as usize + span.len as usize <= arena.len()
+}
+
+/// Every span of every event lies inside its arena, and every name
+/// renders without a byte that could forge a row.
+fn check_batch(batch: &EventBatch) {
+    let name_ok = |span: Span| {
+        assert!(span_ok(span, &batch.names), "name span out of the arena");
+        let mut text = Vec::new();
+        presentation(batch.name(span), &mut text);
+        assert!(
+            !text
+                .iter()
+                .any(|&b| !(0x20..0x7f).contains(&b))
+        );
+    };
+    for ev in &batch.events {
+        match ev {
+            Event::Query(d) | Event::Response(d) => {
+                name_ok(d.qname);
+                assert!(d.records.0 <= d.records.1 && d.records.1 as usize <= batch.records.len());
+            }
+            Event::TcpData(t) => assert!(span_ok(t.payload, &batch.payload)),
+            Event::Fragment(f) => assert!(span_ok(f.payload, &batch.payload)),
+            Event::Tcp(_) => {}
+        }
+    }
+    for rec in &batch.records {
+        name_ok(rec.owner);
+        match rec.data {
+            RecordData::Cname(t) | RecordData::Srv { target: t, .. } => name_ok(t),
+            RecordData::Addr(_) => {}
+        }
+    }
+}
+
+/// Dissection of one packet, on the link type the first byte picks.
+pub fn dissect(data: &[u8]) {
+    let Some((&pick, packet)) = data.split_first() else {
+        return;
+    };
+    let link = LINKS[usize::from(pick) % LINKS.len()];
+    let mut batch = EventBatch::default();
+    Dissector {
+        all_segments: pick & 0x80 != 0,
+    }
+    .record(link, 0, packet, &mut batch);
+    check_batch(&batch);
+}
+
+/// One DNS message, as a response and as a query.
+pub fn dns(data: &[u8]) {
+    let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 53]));
+    let mut batch = EventBatch::default();
+    if let Ok(Some(ev)) = dissect::dns_event(1, b, a, 53, 40000, data, &mut batch) {
+        batch.events.push(ev);
+    }
+    if let Ok(Some(ev)) = dissect::dns_event(2, a, b, 40000, 53, data, &mut batch) {
+        batch.events.push(ev);
+    }
+    check_batch(&batch);
+}
+
+/// The whole pipeline on arbitrary capture bytes, inline (no threads):
+/// framing, dissection, aggregation in both modes, and every output form.
+pub fn pipeline(data: &[u8]) {
+    let Ok((mut framer, mut pos)) = Framer::detect(data) else {
+        return;
+    };
+    let mut batches = Vec::new();
+    let mut batch = EventBatch::default();
+    let dissectors = [
+        Dissector { all_segments: false },
+        Dissector { all_segments: true },
+    ];
+    let mut metas = Vec::new();
+    while pos < data.len() {
+        match framer.next(&data[pos..]) {
+            Frame::Record(meta, len) => {
+                assert!(len > 0 && pos + len <= data.len(), "a record past the input");
+                let at = pos + meta.data_off as usize;
+                assert!(
+                    at + meta.caplen as usize <= pos + len,
+                    "packet bytes past the record"
+                );
+                metas.push((meta, at));
+                pos += len;
+            }
+            Frame::Skip(len) => {
+                assert!(len > 0, "a framer must always move on");
+                pos += len;
+            }
+            Frame::Incomplete(_) | Frame::Damaged(_) | Frame::Unsupported(_) => break,
+        }
+    }
+    for (i, dissector) in dissectors.iter().enumerate() {
+        let mut agg = Aggregator::new(aggregate::Options {
+            all_segments: i == 1,
+            all_names: i == 1,
+            max_pending: 64,
+            max_connections: 64,
+            max_recent_syns: 64,
+            max_srv_targets: 64,
+            ..Default::default()
+        });
+        for chunk in metas.chunks(7) {
+            batch.clear();
+            for (meta, at) in chunk {
+                dissector.record(
+                    meta.link,
+                    meta.ts,
+                    &data[*at..*at + meta.caplen as usize],
+                    &mut batch,
+                );
+            }
+            check_batch(&batch);
+            agg.apply(&batch);
+        }
+        let tsv = report::render(&agg, OutputFormat::Tsv, Style::default());
+        for line in tsv.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            assert_eq!(
+                line.iter().filter(|&&b| b == b'\t').count(),
+                4,
+                "a row with a forged field"
+            );
+        }
+        for format in [OutputFormat::Json, OutputFormat::Jsonl, OutputFormat::Report] {
+            let _ = report::render(&agg, format, Style { terminal: i == 1 });
+        }
+        batches.push(tsv);
+    }
+}
