@@ -142,11 +142,7 @@ fn check_batch(batch: &EventBatch) {
         assert!(span_ok(span, &batch.names), "name span out of the arena");
         let mut text = Vec::new();
         presentation(batch.name(span), &mut text);
-        assert!(
-            !text
-                .iter()
-                .any(|&b| !(0x20..0x7f).contains(&b))
-        );
+        assert!(!text.iter().any(|&b| !(0x20..0x7f).contains(&b)));
     };
     for ev in &batch.events {
         match ev {

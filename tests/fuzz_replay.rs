@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use connbal::fuzzing;
 
-const TARGETS: [(&str, fn(&[u8])); 4] = [
+/// A fuzz target's name and body.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: [Target; 4] = [
     ("framing", fuzzing::framing),
     ("dissect", fuzzing::dissect),
     ("dns", fuzzing::dns),
