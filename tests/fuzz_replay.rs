@@ -1,6 +1,7 @@
-//! Every file of the fuzz corpora (committed seeds, and whatever local
-//! fuzzing left in `fuzz/corpus` and `fuzz/artifacts`) through the same
-//! harness functions the fuzz targets call. No nightly needed.
+//! Every file of the fuzz corpora (committed seeds and regressions, and
+//! whatever local fuzzing left in `fuzz/corpus` and `fuzz/artifacts`)
+//! through the same harness functions the fuzz targets call. No nightly
+//! needed.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,8 @@ fn replay_fuzz_corpora() {
         let mut all = seeds;
         all.extend(files(&fuzz_dir().join("corpus").join(target)));
         all.extend(files(&fuzz_dir().join("artifacts").join(target)));
+        // Inputs that once broke a promise, kept as regression tests.
+        all.extend(files(&fuzz_dir().join("regressions").join(target)));
         for path in &all {
             let data = std::fs::read(path).expect("read corpus file");
             let outcome = std::panic::catch_unwind(|| run(&data));

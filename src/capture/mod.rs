@@ -91,7 +91,9 @@ impl Framer {
             let (f, len) = pcapng::PcapngFramer::from_header(head)?;
             return Ok((Framer::Pcapng(f), len));
         }
-        if head.len() < 4 {
+        // Decide "not a capture" on the same bytes whether they came from a
+        // file or in small pieces from a pipe (found by fuzzing).
+        if head.len() < 8 {
             return Err(DetectError::NeedMore);
         }
         let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
