@@ -24,7 +24,7 @@ use crate::cli::OutputFormat;
 use crate::dissect::{self, Dissector, Link};
 use crate::event::{Event, EventBatch, RecordData, Span};
 use crate::report::{self, Style};
-use crate::source::{Chunk, Ending, Source, Spares};
+use crate::source::{Ending, Source, Spares};
 use crate::wire::dns::presentation;
 
 /// A reader that hands out at most `step` bytes a call, like a pipe.
@@ -48,16 +48,18 @@ impl Read for Trickle {
 type Framed = (Vec<(u64, Link, Vec<u8>)>, Ending);
 
 fn read_all(source: Source) -> Framed {
+    // Inline: small pipe buffers, as many as needed, so the reader never
+    // waits for one to come back.
     let (tx, rx) = unbounded();
-    let (buf_tx, buf_rx) = unbounded();
-    let (rec_tx, rec_rx) = unbounded();
-    let reader = std::thread::spawn(move || {
-        let spares = Spares {
-            buffers: buf_rx,
-            records: rec_rx,
-        };
-        source.read(&tx, &spares, &AtomicBool::new(false))
-    });
+    let (_buf_tx, buf_rx) = unbounded();
+    let (_rec_tx, rec_rx) = unbounded();
+    let spares = Spares {
+        buffer_size: 512,
+        buffer_count: usize::MAX,
+        ..Spares::new(buf_rx, rec_rx)
+    };
+    let ending = source.read(&tx, &spares, &AtomicBool::new(false));
+    drop(tx);
     let mut records = Vec::new();
     for batch in rx {
         let bytes = batch.chunk.bytes();
@@ -65,12 +67,8 @@ fn read_all(source: Source) -> Framed {
             let at = m.data_off as usize;
             records.push((m.ts, m.link, bytes[at..at + m.caplen as usize].to_vec()));
         }
-        if let Chunk::Owned { buf, .. } = batch.chunk {
-            let _ = buf_tx.send(buf);
-        }
-        let _ = rec_tx.send(batch.records);
     }
-    (records, reader.join().expect("the reader thread"))
+    (records, ending)
 }
 
 fn anonymous_map(data: &[u8]) -> Option<memmap2::Mmap> {

@@ -75,10 +75,7 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
         thread::Builder::new()
             .name("connbal-reader".into())
             .spawn(move || {
-                let spares = Spares {
-                    buffers: spare_buffers_rx,
-                    records: spare_records_rx,
-                };
+                let spares = Spares::new(spare_buffers_rx, spare_records_rx);
                 source.read(&batch_tx, &spares, &stop)
             })
     };

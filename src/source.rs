@@ -60,16 +60,28 @@ pub struct Batch {
 pub struct Spares {
     pub buffers: Receiver<Vec<u8>>,
     pub records: Receiver<Vec<RecordMeta>>,
+    /// Size and number of pipe buffers (tests and fuzzing use small ones).
+    pub buffer_size: usize,
+    pub buffer_count: usize,
 }
 
 impl Spares {
+    pub fn new(buffers: Receiver<Vec<u8>>, records: Receiver<Vec<RecordMeta>>) -> Self {
+        Spares {
+            buffers,
+            records,
+            buffer_size: PIPE_BUFFER,
+            buffer_count: PIPE_BUFFERS,
+        }
+    }
+
     fn records(&self) -> Vec<RecordMeta> {
         match self.records.try_recv() {
             Ok(mut v) => {
                 v.clear();
                 v
             }
-            Err(_) => Vec::with_capacity(BATCH_RECORDS),
+            Err(_) => Vec::with_capacity(256),
         }
     }
 }
@@ -393,6 +405,8 @@ fn read_stream(
     let mut pool = BufferPool {
         spare: &spares.buffers,
         made: 0,
+        size: spares.buffer_size,
+        count: spares.buffer_count,
     };
     let after_header = head.get(header_len..).unwrap_or(&[]);
     let Some(mut buf) = pool.take(after_header.len()) else {
@@ -477,24 +491,26 @@ fn read_stream(
 struct BufferPool<'a> {
     spare: &'a Receiver<Vec<u8>>,
     made: usize,
+    size: usize,
+    count: usize,
 }
 
 impl BufferPool<'_> {
     fn take(&mut self, at_least: usize) -> Option<Vec<u8>> {
         let mut buf = match self.spare.try_recv() {
             Ok(b) => b,
-            Err(TryRecvError::Empty) if self.made < PIPE_BUFFERS => {
+            Err(TryRecvError::Empty) if self.made < self.count => {
                 self.made += 1;
-                vec![0u8; PIPE_BUFFER]
+                vec![0u8; self.size]
             }
             Err(_) => self.spare.recv().ok()?,
         };
-        if buf.len() > 4 * PIPE_BUFFER {
+        if buf.len() > 4 * self.size {
             // A giant record grew it once; do not keep the memory.
-            buf.truncate(PIPE_BUFFER);
+            buf.truncate(self.size);
             buf.shrink_to_fit();
         }
-        let want = at_least.max(PIPE_BUFFER);
+        let want = at_least.max(self.size);
         if buf.len() < want {
             buf.resize(want, 0);
         }
