@@ -290,12 +290,12 @@ pub fn dns_event(
             dns::TYPE_A => RecordData::Addr(Addr::V4(rdata.try_into().map_err(|_| DnsError::BadRdata)?)),
             dns::TYPE_AAAA => RecordData::Addr(Addr::V6(rdata.try_into().map_err(|_| DnsError::BadRdata)?)),
             dns::TYPE_CNAME => {
-                let (target, _) = memo.read(buf, rec.rdata_start, out)?;
+                let target = memo.read_rdata_name(buf, rec.rdata_start, rec.rdata_end, out)?;
                 RecordData::Cname(target)
             }
             dns::TYPE_SRV => {
                 let (priority, weight, port, at) = dns::srv_fixed(buf, &rec)?;
-                let (target, _) = memo.read(buf, at, out)?;
+                let target = memo.read_rdata_name(buf, at, rec.rdata_end, out)?;
                 RecordData::Srv {
                     target,
                     port,
@@ -335,6 +335,24 @@ impl NameMemo {
             *slot = (offset, end, span);
             self.len += 1;
         }
+    }
+
+    /// A name that must fill the record data up to `rdata_end` exactly: it
+    /// may not run past the record (found by the differential test against
+    /// `domain`), nor leave bytes after it.
+    fn read_rdata_name(
+        &mut self,
+        msg: &[u8],
+        pos: usize,
+        rdata_end: usize,
+        out: &mut EventBatch,
+    ) -> Result<Span, DnsError> {
+        let bounded = msg.get(..rdata_end).ok_or(DnsError::Short)?;
+        let (span, end) = self.read(bounded, pos, out)?;
+        if end != rdata_end {
+            return Err(DnsError::BadRdata);
+        }
+        Ok(span)
     }
 
     /// Decodes the name at `pos`, or reuses a decoded one it points to.

@@ -2,6 +2,7 @@
 
 mod captures;
 mod cli;
+mod differential;
 mod formats;
 mod fuzz_replay;
 mod generated;
