@@ -88,7 +88,7 @@ fn theirs(msg: &[u8]) -> Result<Parsed, String> {
     let mut section = m.answer().map_err(|e| format!("{e:?}"))?;
     let mut n = 1u8;
     loop {
-        for rec in section.clone() {
+        for rec in section {
             let rec = rec.map_err(|e| format!("{e:?}"))?;
             // Record data is read only for the types both sides extract.
             let wanted = [Rtype::A, Rtype::AAAA, Rtype::CNAME, Rtype::SRV].contains(&rec.rtype());
