@@ -123,7 +123,7 @@ fn theirs(msg: &[u8]) -> Result<Parsed, String> {
             None => break,
         }
     }
-    Ok((folded(&q.qname()), q.qtype().to_int(), recs))
+    Ok((folded(q.qname()), q.qtype().to_int(), recs))
 }
 
 fn messages() -> Vec<Vec<u8>> {
