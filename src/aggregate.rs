@@ -42,6 +42,18 @@ pub struct Options {
     /// boundary (about 9 MiB each).
     pub max_recent_syns: usize,
     pub max_srv_targets: usize,
+    /// (client, name) pairs kept; a flood of unique names stops here.
+    pub max_services: usize,
+    /// (client, name, address) backends kept.
+    pub max_backends: usize,
+    /// (backend, port) connection counters kept.
+    pub max_conn_counts: usize,
+    /// What one client may hold, so that a flooding client exhausts its
+    /// own share and not everyone's: services, remembered SRV targets,
+    /// followed connections (`-a`).
+    pub max_services_per_client: u32,
+    pub max_srv_targets_per_client: u32,
+    pub max_connections_per_client: u32,
 }
 
 impl Default for Options {
@@ -52,9 +64,15 @@ impl Default for Options {
             all_names: false,
             idle_timeout: 300 * SECOND,
             max_pending: 200_000,
-            max_connections: 1_000_000,
+            max_connections: 500_000,
             max_recent_syns: 900_000,
             max_srv_targets: 100_000,
+            max_services: 500_000,
+            max_backends: 2_000_000,
+            max_conn_counts: 2_000_000,
+            max_services_per_client: 50_000,
+            max_srv_targets_per_client: 10_000,
+            max_connections_per_client: 100_000,
         }
     }
 }
@@ -173,11 +191,21 @@ impl FourTuple {
 /// A connection followed with `-a`.
 #[derive(Clone, Copy, Debug)]
 struct Connection {
+    /// Whose quota this connection counts against.
+    client: Addr,
     isn: Option<u32>,
     syn_ts: u64,
     last: u64,
     counted: bool,
     closed: bool,
+}
+
+/// What one client holds of the shared tables.
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    services: u32,
+    srv_targets: u32,
+    connections: u32,
 }
 
 pub struct Aggregator {
@@ -204,6 +232,8 @@ pub struct Aggregator {
     recent_syns: Generations<(u32, u32)>,
     connections: Map<FourTuple, Connection>,
     next_sweep: u64,
+    next_full_sweep: u64,
+    usage: Map<Addr, Usage>,
     response_serial: u64,
     pub counters: Counters,
     pub tally: Tally,
@@ -236,6 +266,8 @@ impl Aggregator {
             recent_syns,
             connections: Map::default(),
             next_sweep: 0,
+            next_full_sweep: 0,
+            usage: Map::default(),
             response_serial: 0,
             counters: Counters::default(),
             tally: Tally::default(),
@@ -380,7 +412,20 @@ impl Aggregator {
         self.tally.responses_matched += 1;
         self.response_serial += 1;
         let records = batch.records_of(r);
-        let name = self.names.intern_hashed(batch.name(r.qname), r.qname_hash);
+        let qname = batch.name(r.qname);
+        let client_full = self
+            .usage
+            .get(&r.client)
+            .is_some_and(|u| u.services >= self.opts.max_services_per_client);
+        let name = if self.services.len() < self.opts.max_services && !client_full {
+            self.names.intern_hashed(qname, r.qname_hash)
+        } else if let Some(id) = self.names.get_hashed(qname, r.qname_hash) {
+            id
+        } else {
+            // Tables full: a name never seen cannot become a service.
+            self.tally.tables_full += 1;
+            return;
+        };
         self.build_chain(r.qname, records, batch);
 
         if r.qtype == TYPE_SRV {
@@ -527,7 +572,9 @@ impl Aggregator {
             self.add_backend(service, addr, Some(srv), r.ts, ttl);
         }
         for (target, srv) in unresolved {
-            if self.srv_targets.len() >= self.opts.max_srv_targets {
+            let quota = self.opts.max_srv_targets_per_client;
+            let used = self.usage.get(&r.client).map_or(0, |u| u.srv_targets);
+            if self.srv_targets.len() >= self.opts.max_srv_targets || used >= quota {
                 self.tally.srv_targets_evicted += 1;
                 continue;
             }
@@ -538,15 +585,33 @@ impl Aggregator {
             if let Some(flag) = self.is_srv_target.get_mut(target.0 as usize) {
                 *flag = true;
             }
-            let waiting = self.srv_targets.entry((r.client, target)).or_default();
+            let waiting = match self.srv_targets.entry((r.client, target)) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    self.usage.entry(r.client).or_default().srv_targets += 1;
+                    e.insert(Vec::new())
+                }
+            };
             if !waiting.contains(&(service, srv)) && waiting.len() < MAX_SRV_PORTS {
                 waiting.push((service, srv));
             }
         }
     }
 
+    /// The (client, name) service, created if new; [`NONE`] when the table
+    /// is full (every use of `NONE` is then a no-op).
     fn service(&mut self, client: Addr, name: NameId, kind: Kind) -> u32 {
         let next = self.services.len() as u32;
+        if !self.service_index.contains_key(&(client, name)) {
+            let usage = self.usage.entry(client).or_default();
+            if self.services.len() >= self.opts.max_services
+                || usage.services >= self.opts.max_services_per_client
+            {
+                self.tally.tables_full += 1;
+                return NONE;
+            }
+            usage.services += 1;
+        }
         let id = *self.service_index.entry((client, name)).or_insert(next);
         if id == next {
             self.services.push(Service {
@@ -588,6 +653,10 @@ impl Aggregator {
 
     /// One connection to `backend` on `port` at `ts`.
     fn count_connection(&mut self, backend: u32, port: u16, ts: u64) {
+        if self.conns.len() >= self.opts.max_conn_counts && !self.conns.contains_key(&(backend, port)) {
+            self.tally.tables_full += 1;
+            return;
+        }
         *self.conns.entry((backend, port)).or_insert(0) += 1;
         let Some(b) = self.backends.get(backend as usize) else {
             return;
@@ -605,6 +674,7 @@ impl Aggregator {
         let Some(client) = self.services.get(service as usize).map(|s| s.client) else {
             return;
         };
+        let max = self.opts.max_backends;
         // The client's binding for this address usually already names the
         // backend: one hash operation, which the binding needs anyway.
         let id = match self.bindings.entry((client, addr)) {
@@ -623,8 +693,11 @@ impl Aggregator {
                         &mut self.backend_index,
                         service,
                         addr,
+                        max,
                     );
-                    e.insert(id);
+                    if id != NONE {
+                        e.insert(id);
+                    }
                     id
                 }
             }
@@ -635,11 +708,18 @@ impl Aggregator {
                     &mut self.backend_index,
                     service,
                     addr,
+                    max,
                 );
-                e.insert(id);
+                if id != NONE {
+                    e.insert(id);
+                }
                 id
             }
         };
+        if id == NONE {
+            self.tally.tables_full += 1;
+            return;
+        }
         let serial = self.response_serial;
         let Some(b) = self.backends.get_mut(id as usize) else {
             return;
@@ -740,6 +820,7 @@ impl Aggregator {
                 }
                 if c.closed {
                     *c = Connection {
+                        client: c.client,
                         isn: Some(t.seq),
                         syn_ts: t.ts,
                         last: t.ts,
@@ -770,15 +851,44 @@ impl Aggregator {
         *self.conns.entry((backend, port)).or_insert(0) += 1;
         self.tally.conns_counted += 1;
         if self.connections.len() >= self.opts.max_connections {
-            self.connections.retain(|_, c| !c.closed);
+            // Full: drop closed connections, at most once a second of
+            // capture time (a flood of new 4-tuples must not make every
+            // segment scan the table); until there is room, new
+            // connections are counted but not followed.
+            if t.ts >= self.next_full_sweep {
+                self.next_full_sweep = t.ts.saturating_add(SECOND);
+                let idle = self.opts.idle_timeout;
+                let before = self.connections.len();
+                let usage = &mut self.usage;
+                self.connections.retain(|_, c| {
+                    let keep = !c.closed && t.ts.saturating_sub(c.last) <= idle;
+                    if !keep && let Some(u) = usage.get_mut(&c.client) {
+                        u.connections = u.connections.saturating_sub(1);
+                    }
+                    keep
+                });
+                self.tally.conns_expired += (before - self.connections.len()) as u64;
+            }
             if self.connections.len() >= self.opts.max_connections {
                 self.tally.conns_evicted += 1;
                 return;
             }
         }
+        let client = self
+            .backends
+            .get(backend as usize)
+            .and_then(|b| self.services.get(b.service as usize))
+            .map_or(t.src, |s| s.client);
+        let usage = self.usage.entry(client).or_default();
+        if usage.connections >= self.opts.max_connections_per_client {
+            self.tally.conns_evicted += 1;
+            return;
+        }
+        usage.connections += 1;
         self.connections.insert(
             key,
             Connection {
+                client,
                 isn: is_syn.then_some(t.seq),
                 syn_ts: t.ts,
                 last: t.ts,
@@ -802,7 +912,14 @@ impl Aggregator {
         }
         let idle = self.opts.idle_timeout;
         let before = self.connections.len();
-        self.connections.retain(|_, c| now.saturating_sub(c.last) <= idle);
+        let usage = &mut self.usage;
+        self.connections.retain(|_, c| {
+            let keep = now.saturating_sub(c.last) <= idle;
+            if !keep && let Some(u) = usage.get_mut(&c.client) {
+                u.connections = u.connections.saturating_sub(1);
+            }
+            keep
+        });
         self.tally.conns_expired += (before - self.connections.len()) as u64;
         self.next_sweep = now.saturating_add((idle / 4).max(SECOND));
     }
@@ -824,6 +941,7 @@ fn backend_of(
     index: &mut Map<(u32, Addr), u32>,
     service: u32,
     addr: Addr,
+    max: usize,
 ) -> u32 {
     let Some(s) = services.get_mut(service as usize) else {
         return NONE;
@@ -839,6 +957,9 @@ fn backend_of(
         }
     } else if let Some(&id) = index.get(&(service, addr)) {
         return id;
+    }
+    if backends.len() >= max {
+        return NONE;
     }
     let id = backends.len() as u32;
     backends.push(Backend {

@@ -58,6 +58,30 @@ pub enum Format {
     Pcapng,
 }
 
+/// Hostile traffic mixed into a workload, from [`FLOOD_CLIENT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloodKind {
+    /// Queries that are never answered, each with its own id and port.
+    Queries,
+    /// Answered lookups of names never seen before (one address each).
+    Names,
+    /// SRV answers whose targets come without addresses, all distinct.
+    SrvTargets,
+    /// After one lookup, segments on distinct 4-tuples to a bound backend
+    /// (for `-a`).
+    Tuples,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flood {
+    pub kind: FloodKind,
+    /// Flood events over the whole capture.
+    pub count: u64,
+}
+
+/// Where floods come from; the ground truth leaves this client out.
+pub const FLOOD_CLIENT: Addr = Addr::V4([10, 200, 0, 1]);
+
 #[derive(Clone, Debug)]
 pub struct Workload {
     pub seed: u64,
@@ -75,6 +99,7 @@ pub struct Workload {
     /// Whole small-packet streams (for `-a`) instead of SYNs only.
     pub streams: bool,
     pub format: Format,
+    pub flood: Option<Flood>,
 }
 
 impl Default for Workload {
@@ -90,6 +115,7 @@ impl Default for Workload {
             ipv6: true,
             streams: false,
             format: Format::Snoop,
+            flood: None,
         }
     }
 }
@@ -397,6 +423,57 @@ impl<W: Write> Emitter<'_, W> {
     }
 }
 
+/// One hostile event; the `n`th of its flood.
+fn emit_flood<W: Write>(em: &mut Emitter<'_, W>, kind: FloodKind, n: u64) -> io::Result<()> {
+    let client = FLOOD_CLIENT;
+    // Distinct (port, id) keys for every query of the flood.
+    let cport = 1024 + (n % 64_000) as u16;
+    let id = (n / 64_000) as u16 ^ (n as u16).rotate_left(7);
+    let ttl = 300;
+    match kind {
+        FloodKind::Queries => {
+            let mut q = DnsWriter::new(id, false, [1, 0, 0, 0]);
+            q.question(&format!("q{n}.flood.example"), TYPE_A);
+            em.emit(client, resolver(false), 17, &udp(cport, 53, &q.msg))
+        }
+        FloodKind::Names => {
+            let name = format!("n{n}.flood.example");
+            let mut q = DnsWriter::new(id, false, [1, 0, 0, 0]);
+            q.question(&name, TYPE_A);
+            let mut r = DnsWriter::new(id, true, [1, 1, 0, 0]);
+            r.question(&name, TYPE_A);
+            r.addr(&name, Addr::V4([192, 0, 2, (n % 250) as u8]), ttl);
+            em.exchange(client, cport, &q.msg, &r.msg)
+        }
+        FloodKind::SrvTargets => {
+            let name = format!("_f{n}._tcp.flood.example");
+            let mut q = DnsWriter::new(id, false, [1, 0, 0, 0]);
+            q.question(&name, TYPE_SRV);
+            let mut r = DnsWriter::new(id, true, [1, 1, 0, 0]);
+            r.question(&name, TYPE_SRV);
+            r.srv(&name, 443, &format!("t{n}.flood.example"), ttl);
+            em.exchange(client, cport, &q.msg, &r.msg)
+        }
+        FloodKind::Tuples => {
+            let backend = Addr::V4([192, 0, 2, 10]);
+            if n == 0 {
+                let name = "bound.flood.example";
+                let mut q = DnsWriter::new(1, false, [1, 0, 0, 0]);
+                q.question(name, TYPE_A);
+                let mut r = DnsWriter::new(1, true, [1, 2, 0, 0]);
+                r.question(name, TYPE_A);
+                r.addr(name, backend, ttl);
+                r.addr(name, Addr::V4([192, 0, 2, 11]), ttl);
+                em.exchange(client, 1000, &q.msg, &r.msg)?;
+            }
+            // A different 4-tuple every time: source port and backend port.
+            let sport = 1024 + (n % 64_000) as u16;
+            let dport = 10_000 + (n / 64_000) as u16;
+            em.emit(client, backend, 6, &tcp(sport, dport, n as u32, ACK, &[]))
+        }
+    }
+}
+
 /// Writes the workload to `w` and returns its ground truth.
 pub fn generate<W: Write>(work: &Workload, w: W) -> io::Result<Generated> {
     let mut rng = Rng::new(work.seed);
@@ -424,6 +501,8 @@ pub fn generate<W: Write>(work: &Workload, w: W) -> io::Result<Generated> {
     };
     let ttl = 300;
     let mut noise_budget = 0u64;
+    let mut flood_budget = 0u64;
+    let mut flood_sent = 0u64;
 
     for n in 0..work.connections {
         let c = em.rng.below(u64::from(clients)) as u32;
@@ -569,10 +648,20 @@ pub fn generate<W: Write>(work: &Workload, w: W) -> io::Result<Generated> {
                 em.emit(client, stray, 6, &tcp(sport, 443, isn, SYN, &[]))?;
             }
         }
+
+        if let Some(flood) = work.flood {
+            flood_budget += flood.count;
+            let per = work.connections.max(1);
+            while flood_budget >= per {
+                flood_budget -= per;
+                emit_flood(&mut em, flood.kind, flood_sent)?;
+                flood_sent += 1;
+            }
+        }
     }
     em.out.flush()?;
 
-    // Ground truth.
+    // Ground truth (the flood client left out).
     let mut rows: Vec<(Addr, String, Addr, Option<u16>, u64, u64)> = Vec::new();
     for c in 0..clients {
         let v6 = work.ipv6 && c % 10 == 9;

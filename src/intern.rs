@@ -43,6 +43,15 @@ impl Interner {
         NameId(id)
     }
 
+    /// The id of a name already seen (whose hash is `hash`), without
+    /// storing a new one.
+    pub fn get_hashed(&self, name: &[u8], hash: u64) -> Option<NameId> {
+        let names = &self.names;
+        self.table
+            .find(hash, |&id| names.get(id as usize).is_some_and(|n| **n == *name))
+            .map(|&id| NameId(id))
+    }
+
     /// The id of a name already seen, without storing a new one.
     pub fn get(&self, name: &[u8]) -> Option<NameId> {
         let names = &self.names;

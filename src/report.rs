@@ -380,7 +380,7 @@ fn stats_json(out: &mut String, c: &Counters, t: &Tally) {
     json_f64(out, secs(c.first_ts));
     out.push_str(",\"last_ts\":");
     json_f64(out, secs(c.last_ts));
-    let fields: [(&str, u64); 24] = [
+    let fields: [(&str, u64); 25] = [
         ("truncated_packets", c.truncated),
         ("not_ip", c.not_ip),
         ("bad_ip_headers", c.bad_ip),
@@ -405,6 +405,7 @@ fn stats_json(out: &mut String, c: &Counters, t: &Tally) {
         ("syn_table_evicted", t.syn_table_evicted),
         ("srv_targets_evicted", t.srv_targets_evicted),
         ("reassembly_dropped", t.reassembly_dropped),
+        ("tables_full", t.tables_full),
     ];
     for (k, v) in fields {
         let _ = write!(out, ",\"{k}\":{v}");

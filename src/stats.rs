@@ -76,6 +76,9 @@ pub struct Tally {
     pub srv_targets_evicted: u64,
     /// DNS over TCP and fragmented UDP DNS given up (gaps, limits, age).
     pub reassembly_dropped: u64,
+    /// Services, backends or connection counters not created because their
+    /// table was full (a flood of unique names or ports).
+    pub tables_full: u64,
 }
 
 /// The statistics block printed on stderr, one line per concern.
@@ -119,5 +122,14 @@ pub fn render(c: &Counters, t: &Tally, all_mode: bool) -> String {
         "connbal: packets: {} truncated by the snap length, {} not IP, {} bad IP headers, {} IP fragments; pending queries: {} expired, {} evicted",
         c.truncated, c.not_ip, c.bad_ip, c.fragments, t.pending_expired, t.pending_evicted
     );
+    let limits =
+        t.syn_table_evicted + t.srv_targets_evicted + t.reassembly_dropped + t.tables_full + t.conns_evicted;
+    if limits > 0 {
+        let _ = writeln!(
+            s,
+            "connbal: limits reached: {} SYNs forgotten early, {} SRV targets not remembered, {} reassemblies dropped, {} entries not created (tables full)",
+            t.syn_table_evicted, t.srv_targets_evicted, t.reassembly_dropped, t.tables_full
+        );
+    }
     s
 }

@@ -3,6 +3,7 @@
 mod captures;
 mod cli;
 mod differential;
+mod floods;
 mod formats;
 mod fuzz_replay;
 mod generated;

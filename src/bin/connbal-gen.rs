@@ -8,7 +8,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use connbal::generate::{Format, Workload, generate};
+use connbal::generate::{Flood, FloodKind, Format, Workload, generate};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FloodArg {
+    Queries,
+    Names,
+    Srv,
+    Tuples,
+}
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum FormatArg {
@@ -54,6 +62,12 @@ struct Args {
     streams: bool,
     #[arg(long, value_enum, default_value_t = FormatArg::Snoop)]
     format: FormatArg,
+    /// Mix in hostile traffic from 10.200.0.1 (left out of the ground truth).
+    #[arg(long, value_enum)]
+    flood: Option<FloodArg>,
+    /// Flood events over the whole capture.
+    #[arg(long = "flood-count", default_value_t = 1_000_000)]
+    flood_count: u64,
 }
 
 fn main() -> ExitCode {
@@ -73,6 +87,15 @@ fn main() -> ExitCode {
             FormatArg::Pcap => Format::Pcap,
             FormatArg::Pcapng => Format::Pcapng,
         },
+        flood: args.flood.map(|kind| Flood {
+            kind: match kind {
+                FloodArg::Queries => FloodKind::Queries,
+                FloodArg::Names => FloodKind::Names,
+                FloodArg::Srv => FloodKind::SrvTargets,
+                FloodArg::Tuples => FloodKind::Tuples,
+            },
+            count: args.flood_count,
+        }),
     };
     let result = (|| -> io::Result<()> {
         let out: Box<dyn Write> = if args.output.as_os_str() == "-" {
