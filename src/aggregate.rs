@@ -13,7 +13,7 @@ use crate::event::{
 use crate::intern::{Interner, Map, NameId};
 use crate::reassembly::{Fragments, TcpStreams};
 use crate::stats::{Counters, Tally};
-use crate::table::{Generations, fingerprint};
+use crate::table::{FingerprintMap, Generations, fingerprint};
 use crate::wire::dns::{TYPE_SRV, presentation};
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
@@ -64,7 +64,7 @@ impl Default for Options {
             all_names: false,
             idle_timeout: 300 * SECOND,
             max_pending: 200_000,
-            max_connections: 500_000,
+            max_connections: 450_000,
             max_recent_syns: 900_000,
             max_srv_targets: 100_000,
             max_services: 500_000,
@@ -188,17 +188,21 @@ impl FourTuple {
     }
 }
 
-/// A connection followed with `-a`.
+/// A connection followed with `-a`, under the fingerprint of its
+/// canonical 4-tuple: 32 bytes, times in whole seconds.
 #[derive(Clone, Copy, Debug)]
 struct Connection {
     /// Whose quota this connection counts against.
     client: Addr,
-    isn: Option<u32>,
-    syn_ts: u64,
-    last: u64,
-    counted: bool,
-    closed: bool,
+    isn: u32,
+    syn_secs: u32,
+    last_secs: u32,
+    flags: u8,
 }
+
+const HAS_ISN: u8 = 1;
+const COUNTED: u8 = 2;
+const CLOSED: u8 = 4;
 
 /// What one client holds of the shared tables.
 #[derive(Clone, Copy, Debug, Default)]
@@ -230,7 +234,7 @@ pub struct Aggregator {
     /// SYNs to bound addresses: fingerprint of the 4-tuple -> (ISN, time
     /// in whole seconds): 16 bytes an entry.
     recent_syns: Generations<(u32, u32)>,
-    connections: Map<FourTuple, Connection>,
+    connections: FingerprintMap<Connection>,
     next_sweep: u64,
     next_full_sweep: u64,
     usage: Map<Addr, Usage>,
@@ -264,7 +268,7 @@ impl Aggregator {
             srv_targets: Map::default(),
             is_srv_target: Vec::new(),
             recent_syns,
-            connections: Map::default(),
+            connections: FingerprintMap::default(),
             next_sweep: 0,
             next_full_sweep: 0,
             usage: Map::default(),
@@ -809,37 +813,39 @@ impl Aggregator {
         self.sweep_connections(t.ts);
         let is_syn = t.flags & (SYN | ACK | RST | FIN) == SYN;
         let closing = t.flags & (FIN | RST) != 0;
-        let key = FourTuple::canonical(t);
+        let key = fingerprint(&FourTuple::canonical(t));
+        let secs = (t.ts / SECOND) as u32;
+        let window = (SYN_RETRANSMIT_WINDOW / SECOND) as u32;
         let attribution = self.attribute(t);
         if let Some(c) = self.connections.get_mut(&key) {
-            c.last = t.ts;
+            c.last_secs = secs;
             if is_syn {
-                if c.isn == Some(t.seq) && t.ts.saturating_sub(c.syn_ts) <= SYN_RETRANSMIT_WINDOW {
+                if c.flags & HAS_ISN != 0 && c.isn == t.seq && secs.saturating_sub(c.syn_secs) <= window {
                     self.tally.syns_retransmitted += 1;
                     return;
                 }
-                if c.closed {
+                if c.flags & CLOSED != 0 {
+                    // A new connection on the 4-tuple of a closed one.
                     *c = Connection {
                         client: c.client,
-                        isn: Some(t.seq),
-                        syn_ts: t.ts,
-                        last: t.ts,
-                        counted: false,
-                        closed: false,
+                        isn: t.seq,
+                        syn_secs: secs,
+                        last_secs: secs,
+                        flags: HAS_ISN,
                     };
                 }
             }
-            if c.closed {
+            if c.flags & CLOSED != 0 {
                 return;
             }
             if closing {
-                c.closed = true;
+                c.flags |= CLOSED;
             }
-            if c.counted {
+            if c.flags & COUNTED != 0 {
                 return;
             }
             if let Some((backend, port)) = attribution {
-                c.counted = true;
+                c.flags |= COUNTED;
                 self.count_connection(backend, port, t.ts);
                 self.tally.conns_counted += 1;
             }
@@ -848,54 +854,77 @@ impl Aggregator {
         let Some((backend, port)) = attribution else {
             return;
         };
-        *self.conns.entry((backend, port)).or_insert(0) += 1;
-        self.tally.conns_counted += 1;
-        if self.connections.len() >= self.opts.max_connections {
-            // Full: drop closed connections, at most once a second of
-            // capture time (a flood of new 4-tuples must not make every
-            // segment scan the table); until there is room, new
-            // connections are counted but not followed.
-            if t.ts >= self.next_full_sweep {
-                self.next_full_sweep = t.ts.saturating_add(SECOND);
-                let idle = self.opts.idle_timeout;
-                let before = self.connections.len();
-                let usage = &mut self.usage;
-                self.connections.retain(|_, c| {
-                    let keep = !c.closed && t.ts.saturating_sub(c.last) <= idle;
-                    if !keep && let Some(u) = usage.get_mut(&c.client) {
-                        u.connections = u.connections.saturating_sub(1);
-                    }
-                    keep
-                });
-                self.tally.conns_expired += (before - self.connections.len()) as u64;
-            }
-            if self.connections.len() >= self.opts.max_connections {
-                self.tally.conns_evicted += 1;
-                return;
-            }
-        }
         let client = self
             .backends
             .get(backend as usize)
             .and_then(|b| self.services.get(b.service as usize))
             .map_or(t.src, |s| s.client);
-        let usage = self.usage.entry(client).or_default();
-        if usage.connections >= self.opts.max_connections_per_client {
+        if is_syn {
+            // Untracked SYNs are remembered here, so that a retransmission
+            // is not a new connection even when the table is full.
+            let syn_key = fingerprint(&FourTuple::directed(t));
+            self.recent_syns.advance(t.ts);
+            if let Some(&(isn, seen)) = self.recent_syns.get(syn_key)
+                && isn == t.seq
+                && secs.saturating_sub(seen) <= window
+            {
+                self.tally.syns_retransmitted += 1;
+                return;
+            }
+            self.tally.syn_table_evicted += self.recent_syns.insert(syn_key, (t.seq, secs));
+        }
+        let tracked = self.room_for_connection(client, t.ts);
+        if !tracked && !is_syn {
+            // With no room to follow it, a first-seen mid-stream segment
+            // cannot be told from a later segment of a connection already
+            // counted: not counting it is the smaller error.
             self.tally.conns_evicted += 1;
             return;
         }
-        usage.connections += 1;
+        self.count_connection(backend, port, t.ts);
+        self.tally.conns_counted += 1;
+        if !tracked {
+            self.tally.conns_evicted += 1;
+            return;
+        }
+        if let Some(u) = self.usage.get_mut(&client) {
+            u.connections += 1;
+        }
+        let flags = COUNTED | if is_syn { HAS_ISN } else { 0 } | if closing { CLOSED } else { 0 };
         self.connections.insert(
             key,
             Connection {
                 client,
-                isn: is_syn.then_some(t.seq),
-                syn_ts: t.ts,
-                last: t.ts,
-                counted: true,
-                closed: closing,
+                isn: t.seq,
+                syn_secs: secs,
+                last_secs: secs,
+                flags,
             },
         );
+    }
+
+    /// Whether one more connection of `client` may be followed: within the
+    /// global table (swept at most once a second of capture time when full,
+    /// so that a flood cannot make every segment scan it) and the client's
+    /// quota.
+    fn room_for_connection(&mut self, client: Addr, ts: u64) -> bool {
+        if self.connections.len() >= self.opts.max_connections && ts >= self.next_full_sweep {
+            self.next_full_sweep = ts.saturating_add(SECOND);
+            let now = (ts / SECOND) as u32;
+            let idle = (self.opts.idle_timeout / SECOND) as u32;
+            let before = self.connections.len();
+            let usage = &mut self.usage;
+            self.connections.retain(|_, c| {
+                let keep = c.flags & CLOSED == 0 && now.saturating_sub(c.last_secs) <= idle;
+                if !keep && let Some(u) = usage.get_mut(&c.client) {
+                    u.connections = u.connections.saturating_sub(1);
+                }
+                keep
+            });
+            self.tally.conns_expired += (before - self.connections.len()) as u64;
+        }
+        let used = self.usage.entry(client).or_default().connections;
+        self.connections.len() < self.opts.max_connections && used < self.opts.max_connections_per_client
     }
 
     /// The backend and port of a segment in either direction.
@@ -910,18 +939,19 @@ impl Aggregator {
         if now < self.next_sweep {
             return;
         }
-        let idle = self.opts.idle_timeout;
+        let idle = (self.opts.idle_timeout / SECOND) as u32;
+        let secs = (now / SECOND) as u32;
         let before = self.connections.len();
         let usage = &mut self.usage;
         self.connections.retain(|_, c| {
-            let keep = now.saturating_sub(c.last) <= idle;
+            let keep = secs.saturating_sub(c.last_secs) <= idle;
             if !keep && let Some(u) = usage.get_mut(&c.client) {
                 u.connections = u.connections.saturating_sub(1);
             }
             keep
         });
         self.tally.conns_expired += (before - self.connections.len()) as u64;
-        self.next_sweep = now.saturating_add((idle / 4).max(SECOND));
+        self.next_sweep = now.saturating_add((self.opts.idle_timeout / 4).max(SECOND));
     }
 
     /// Whether a (client, name) is reported (SPEC §4).

@@ -616,3 +616,24 @@ fn a_fragment_that_never_completes_is_dropped_and_counted() {
     assert_eq!(outcome.aggregator.tally.reassembly_dropped, 1);
     assert_eq!(outcome.aggregator.tally.responses_matched, 0);
 }
+
+#[test]
+fn all_mode_with_a_full_table_counts_syns_once_and_skips_unknown_mid_stream_segments() {
+    let mut s = Script::default();
+    two_backends(&mut s);
+    for port in 0..5u16 {
+        s.segment(C, B1, 41000 + port, 80, 100 + u32::from(port), SYN);
+    }
+    // The table holds 2: the later SYNs are counted but not followed; their
+    // retransmissions are still recognised; their ACKs are not counted.
+    for port in 0..5u16 {
+        s.segment(C, B1, 41000 + port, 80, 100 + u32::from(port), SYN);
+        s.segment(C, B1, 41000 + port, 80, 101 + u32::from(port), ACK);
+    }
+    let mut cfg = config(true);
+    cfg.aggregate.max_connections = 2;
+    let (out, outcome) = summary_with(&s, &cfg);
+    assert!(out.contains("010.002.000.001:80\t5\t1"), "{out}");
+    let t = outcome.aggregator.tally;
+    assert_eq!((t.conns_counted, t.syns_retransmitted), (5, 5), "{t:?}");
+}
