@@ -29,10 +29,16 @@ fn frame_all(bytes: &[u8]) -> Vec<RecordMeta> {
         panic!("not a capture")
     };
     let mut metas = Vec::new();
-    while let Frame::Record(mut meta, len) = framer.next(&bytes[pos..]) {
-        meta.data_off += pos as u32;
-        metas.push(meta);
-        pos += len;
+    loop {
+        match framer.next(&bytes[pos..]) {
+            Frame::Record(mut meta, len) => {
+                meta.data_off += pos as u32;
+                metas.push(meta);
+                pos += len;
+            }
+            Frame::Skip(len) => pos += len,
+            _ => break,
+        }
     }
     metas
 }
@@ -132,5 +138,52 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(hot_paths, benches);
+/// Our framers against pcap-parser's on the same generated captures: the
+/// measurement behind framing pcap/pcapng ourselves.
+fn framing_against_pcap_parser(c: &mut Criterion) {
+    use connbal::generate::Format;
+    for format in [Format::Pcap, Format::Pcapng] {
+        let mut bytes = Vec::new();
+        let work = Workload {
+            connections: 30_000,
+            format,
+            ..Default::default()
+        };
+        generate(&work, &mut bytes).expect("generate");
+        let n = frame_all(&bytes).len() as u64;
+        let name = if format == Format::Pcap { "pcap" } else { "pcapng" };
+        let mut g = c.benchmark_group(format!("framing_{name}"));
+        g.throughput(Throughput::Elements(n));
+        g.bench_function("connbal", |b| {
+            b.iter(|| black_box(frame_all(black_box(&bytes)).len()))
+        });
+        g.bench_function("pcap_parser", |b| {
+            b.iter(|| {
+                let mut count = 0usize;
+                let mut bytes_seen = 0usize;
+                if format == Format::Pcap {
+                    let (mut rest, _) = pcap_parser::pcap::parse_pcap_header(&bytes).expect("header");
+                    while let Ok((r, block)) = pcap_parser::pcap::parse_pcap_frame(rest) {
+                        bytes_seen += block.data.len();
+                        count += 1;
+                        rest = r;
+                    }
+                } else {
+                    let mut rest = &bytes[..];
+                    while let Ok((r, block)) = pcap_parser::pcapng::parse_block_le(rest) {
+                        if let pcap_parser::pcapng::Block::EnhancedPacket(epb) = block {
+                            bytes_seen += epb.data.len();
+                            count += 1;
+                        }
+                        rest = r;
+                    }
+                }
+                black_box((count, bytes_seen))
+            })
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(hot_paths, benches, framing_against_pcap_parser);
 criterion_main!(hot_paths);

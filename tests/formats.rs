@@ -163,3 +163,93 @@ fn pcap_cut_inside_a_record_warns() {
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("the capture ends inside a record"));
 }
+
+/// (offset, length) of each pcapng block.
+fn pcapng_blocks(capture: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 12 <= capture.len() {
+        let len = u32::from_le_bytes(capture[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        out.push((pos, len));
+        pos += len;
+    }
+    out
+}
+
+/// (offset, length) of each pcap record.
+fn pcap_records(capture: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut pos = 24;
+    while pos + 16 <= capture.len() {
+        let len = 16 + u32::from_le_bytes(capture[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        out.push((pos, len));
+        pos += len;
+    }
+    out
+}
+
+fn expect_damage(bad: &[u8], at: usize, what: &str, before: &[u8]) {
+    let path = temp_file(&format!("damaged-{at}-{}.cap", what.len()), bad);
+    for out in [run(&["-f", path.to_str().unwrap()], None), run(&[], Some(bad))] {
+        assert_eq!(out.status.code(), Some(2), "{what} at {at}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("damaged capture at byte offset {at}: ")),
+            "{err}"
+        );
+        assert!(err.contains(what), "{what}: {err}");
+        let whole = run(&["-q"], Some(before));
+        assert_eq!(out.stdout, whole.stdout, "the summary of what came before {at}");
+    }
+}
+
+#[test]
+fn pcapng_damage_of_every_kind_at_many_offsets() {
+    let capture = read("real_syn.pcapng");
+    let blocks = pcapng_blocks(&capture);
+    // Skip the section and interface blocks; damage packet blocks.
+    for &(at, len) in blocks.iter().skip(2).step_by(41) {
+        let before = &capture[..at];
+        let mut bad = capture.clone();
+        bad[at + 4..at + 8].copy_from_slice(&((len as u32) + 2).to_le_bytes());
+        expect_damage(&bad, at, "is not a multiple of 4", before);
+        let mut bad = capture.clone();
+        bad[at + 4..at + 8].copy_from_slice(&(20u32 << 20).to_le_bytes());
+        expect_damage(&bad, at, "is over 16 MiB", before);
+        let mut bad = capture.clone();
+        bad[at + 20..at + 24].copy_from_slice(&(len as u32).to_le_bytes()); // caplen
+        expect_damage(&bad, at, "is larger than the block", before);
+        let mut bad = capture.clone();
+        bad[at + len - 4] ^= 0x40; // trailing length
+        expect_damage(&bad, at, "trailing length", before);
+        // A cut at the boundary is clean; inside the block, a warning.
+        let out = run(&[], Some(&capture[..at]));
+        assert_eq!(
+            (out.status.code(), out.stderr.is_empty()),
+            (Some(0), false),
+            "stats only"
+        );
+        assert!(!text(&out.stderr).contains("warning"));
+        let out = run(&["-q"], Some(&capture[..at + len / 2]));
+        assert_eq!(out.status.code(), Some(0));
+        assert!(text(&out.stderr).contains(&format!("ends inside a record at byte offset {at}")));
+    }
+}
+
+#[test]
+fn pcap_damage_and_cuts_at_many_offsets() {
+    let capture = read("real_syn.pcap");
+    for &(at, len) in pcap_records(&capture).iter().step_by(37) {
+        let before = &capture[..at];
+        let mut bad = capture.clone();
+        bad[at + 8..at + 12].copy_from_slice(&(17u32 << 20).to_le_bytes());
+        expect_damage(&bad, at, "record length 17825792 is over 16 MiB", before);
+        for cut in [at, at + 1, at + 15, at + 16, at + len - 1] {
+            let out = run(&["-q"], Some(&capture[..cut]));
+            assert_eq!(out.status.code(), Some(0));
+            let warned = text(&out.stderr).contains(&format!("ends inside a record at byte offset {at}"));
+            assert_eq!(warned, cut != at, "cut at {cut}");
+            assert_eq!(out.stdout, run(&["-q"], Some(before)).stdout);
+        }
+    }
+}
