@@ -42,7 +42,9 @@ pub struct Options {
     /// boundary (about 9 MiB each).
     pub max_recent_syns: usize,
     pub max_srv_targets: usize,
-    /// (client, name) pairs kept; a flood of unique names stops here.
+    /// (client, name) pairs kept. The global caps are a backstop sized for
+    /// 10000 clients x 200 services; the per-client quotas below are what
+    /// stop a flooding client.
     pub max_services: usize,
     /// (client, name, address) backends kept.
     pub max_backends: usize,
@@ -67,9 +69,9 @@ impl Default for Options {
             max_connections: 450_000,
             max_recent_syns: 900_000,
             max_srv_targets: 100_000,
-            max_services: 500_000,
-            max_backends: 2_000_000,
-            max_conn_counts: 2_000_000,
+            max_services: 4_000_000,
+            max_backends: 16_000_000,
+            max_conn_counts: 16_000_000,
             max_services_per_client: 50_000,
             max_srv_targets_per_client: 10_000,
             max_connections_per_client: 100_000,
@@ -199,6 +201,9 @@ struct Connection {
     last_secs: u32,
     flags: u8,
 }
+
+/// How long a closed connection is remembered (seconds of capture time).
+const CLOSED_LINGER_SECS: u32 = 30;
 
 const HAS_ISN: u8 = 1;
 const COUNTED: u8 = 2;
@@ -940,18 +945,22 @@ impl Aggregator {
             return;
         }
         let idle = (self.opts.idle_timeout / SECOND) as u32;
+        let linger = idle.min(CLOSED_LINGER_SECS);
         let secs = (now / SECOND) as u32;
         let before = self.connections.len();
         let usage = &mut self.usage;
         self.connections.retain(|_, c| {
-            let keep = secs.saturating_sub(c.last_secs) <= idle;
+            // A closed connection is kept only long enough to recognise its
+            // last ACK or a retransmitted FIN.
+            let limit = if c.flags & CLOSED != 0 { linger } else { idle };
+            let keep = secs.saturating_sub(c.last_secs) <= limit;
             if !keep && let Some(u) = usage.get_mut(&c.client) {
                 u.connections = u.connections.saturating_sub(1);
             }
             keep
         });
         self.tally.conns_expired += (before - self.connections.len()) as u64;
-        self.next_sweep = now.saturating_add((self.opts.idle_timeout / 4).max(SECOND));
+        self.next_sweep = now.saturating_add((self.opts.idle_timeout / 4).clamp(SECOND, 10 * SECOND));
     }
 
     /// Whether a (client, name) is reported (SPEC §4).

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,10 +125,59 @@ enum SourceKind {
         header_len: usize,
     },
     Stream {
-        reader: Box<dyn Read + Send>,
+        reader: Box<dyn Stream>,
         head: Vec<u8>,
         header_len: usize,
     },
+}
+
+/// A byte stream that can tell whether more bytes are already waiting, so
+/// that the reader fills big batches under load and hands over at once
+/// when the pipe goes quiet.
+pub trait Stream: Read + Send {
+    fn ready(&self) -> bool {
+        false
+    }
+}
+
+/// Any reader, with no way to look ahead (tests, in-memory input).
+struct Plain<R>(R);
+
+impl<R: Read> Read for Plain<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: Read + Send> Stream for Plain<R> {}
+
+/// Standard input or a FIFO: polled for readiness; a pipe's buffer is
+/// raised to 1 MiB where the system allows (fewer, larger reads).
+struct Fd<T>(T);
+
+impl<T: Read + AsFd> Fd<T> {
+    fn new(inner: T) -> Self {
+        let _ = rustix::pipe::fcntl_setpipe_size(&inner, PIPE_BUFFER);
+        Fd(inner)
+    }
+}
+
+impl<T: Read> Read for Fd<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<T: Read + AsFd + Send> Stream for Fd<T> {
+    fn ready(&self) -> bool {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        poll(&mut fds, Some(&now)).is_ok_and(|n| n > 0)
+    }
 }
 
 #[derive(Debug)]
@@ -142,8 +192,10 @@ impl Source {
     /// Opens `path`, or standard input for `None` or `-`.
     pub fn open(path: Option<&Path>) -> Result<Source, OpenError> {
         match path {
-            None => Self::stream("standard input".into(), Box::new(io::stdin())),
-            Some(p) if p == Path::new("-") => Self::stream("standard input".into(), Box::new(io::stdin())),
+            None => Self::stream("standard input".into(), Box::new(Fd::new(io::stdin()))),
+            Some(p) if p == Path::new("-") => {
+                Self::stream("standard input".into(), Box::new(Fd::new(io::stdin())))
+            }
             Some(p) => {
                 let label = p.display().to_string();
                 let file = File::open(p).map_err(|e| OpenError::Io(format!("{label}: {}", io_text(&e))))?;
@@ -155,7 +207,7 @@ impl Source {
                 }
                 if !meta.is_file() || meta.len() == 0 {
                     // A FIFO, a character device, or an empty file: stream it.
-                    return Self::stream(label, Box::new(file));
+                    return Self::stream(label, Box::new(Fd::new(file)));
                 }
                 let map = map_file(&file).map_err(|e| OpenError::Io(format!("{label}: {}", io_text(&e))))?;
                 let (framer, header_len) = detect(&map, true)
@@ -174,7 +226,7 @@ impl Source {
 
     /// A source over bytes already in memory (tests, benches, fuzzing).
     pub fn from_reader(label: &str, reader: Box<dyn Read + Send>) -> Result<Source, OpenError> {
-        Self::stream(label.into(), reader)
+        Self::stream(label.into(), Box::new(Plain(reader)))
     }
 
     /// A source over a read-only map (a file's, or an anonymous one holding
@@ -192,7 +244,7 @@ impl Source {
         })
     }
 
-    fn stream(label: String, mut reader: Box<dyn Read + Send>) -> Result<Source, OpenError> {
+    fn stream(label: String, mut reader: Box<dyn Stream>) -> Result<Source, OpenError> {
         let mut head = Vec::with_capacity(4096);
         let mut chunk = [0u8; 4096];
         loop {
@@ -394,7 +446,7 @@ fn read_mapped(
 }
 
 fn read_stream(
-    mut reader: Box<dyn Read + Send>,
+    mut reader: Box<dyn Stream>,
     head: Vec<u8>,
     header_len: usize,
     framer: &mut Framer,
@@ -479,7 +531,17 @@ fn read_stream(
                     bytes: filled as u64,
                 };
             }
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                // Under load, fill this buffer with what is already waiting
+                // before framing it: few large batches, not many small ones.
+                while filled < buf.len() && reader.ready() {
+                    match reader.read(buf.get_mut(filled..).unwrap_or(&mut [])) {
+                        Ok(0) | Err(_) => break,
+                        Ok(m) => filled += m,
+                    }
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Ending::ReadError(io_text(&e)),
         }
