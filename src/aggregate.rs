@@ -68,7 +68,7 @@ impl Default for Options {
             max_pending: 200_000,
             max_connections: 450_000,
             max_recent_syns: 900_000,
-            max_srv_targets: 100_000,
+            max_srv_targets: 4_000_000,
             max_services: 4_000_000,
             max_backends: 16_000_000,
             max_conn_counts: 16_000_000,
