@@ -203,7 +203,7 @@ struct Connection {
 }
 
 /// How long a closed connection is remembered (seconds of capture time).
-const CLOSED_LINGER_SECS: u32 = 30;
+const CLOSED_LINGER_SECS: u32 = 10;
 
 const HAS_ISN: u8 = 1;
 const COUNTED: u8 = 2;
@@ -960,7 +960,7 @@ impl Aggregator {
             keep
         });
         self.tally.conns_expired += (before - self.connections.len()) as u64;
-        self.next_sweep = now.saturating_add((self.opts.idle_timeout / 4).clamp(SECOND, 10 * SECOND));
+        self.next_sweep = now.saturating_add((self.opts.idle_timeout / 4).clamp(SECOND, 5 * SECOND));
     }
 
     /// Whether a (client, name) is reported (SPEC §4).

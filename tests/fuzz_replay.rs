@@ -46,7 +46,8 @@ fn replay_fuzz_corpora() {
         // Inputs that once broke a promise, kept as regression tests.
         all.extend(files(&fuzz_dir().join("regressions").join(target)));
         for path in &all {
-            let data = std::fs::read(path).expect("read corpus file");
+            // A running fuzzer may replace corpus files as it reduces them.
+            let Ok(data) = std::fs::read(path) else { continue };
             let outcome = std::panic::catch_unwind(|| run(&data));
             assert!(outcome.is_ok(), "{target} fails on {}", path.display());
             total += 1;
