@@ -324,14 +324,15 @@ impl Aggregator {
     }
 
     /// DNS over TCP: reassembled in order, then parsed like any message.
-    fn tcp_dns(&mut self, t: &TcpDataEvent, batch: &EventBatch) {
+    fn tcp_dns(&mut self, data: &TcpDataEvent, batch: &EventBatch) {
+        let t = &data.segment;
         let key = fingerprint(&(t.src, t.dst, t.src_port, t.dst_port));
         let mut messages = std::mem::take(&mut self.messages);
         messages.clear();
-        let payload = batch.payload_of(t.payload);
+        let payload = batch.payload_of(data.payload);
         self.tally.reassembly_dropped +=
             self.tcp_streams
-                .segment(key, t.ts, t.seq, t.flags, t.complete, payload, &mut messages);
+                .segment(key, t.ts, t.seq, t.flags, data.complete, payload, &mut messages);
         for m in &messages {
             self.dns_message(t.ts, t.src, t.dst, t.src_port, t.dst_port, m);
         }
@@ -685,32 +686,15 @@ impl Aggregator {
         };
         let max = self.opts.max_backends;
         // The client's binding for this address usually already names the
-        // backend: one hash operation, which the binding needs anyway.
-        let id = match self.bindings.entry((client, addr)) {
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                let bound = *e.get();
-                if self
-                    .backends
-                    .get(bound as usize)
-                    .is_some_and(|b| b.service == service)
-                {
-                    bound
-                } else {
-                    let id = backend_of(
-                        &mut self.backends,
-                        &mut self.services,
-                        &mut self.backend_index,
-                        service,
-                        addr,
-                        max,
-                    );
-                    if id != NONE {
-                        e.insert(id);
-                    }
-                    id
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
+        // backend: one lookup, which the binding needs anyway.
+        let bound = self.bindings.get(&(client, addr)).copied();
+        let id = match bound.filter(|&b| {
+            self.backends
+                .get(b as usize)
+                .is_some_and(|b| b.service == service)
+        }) {
+            Some(id) => id,
+            None => {
                 let id = backend_of(
                     &mut self.backends,
                     &mut self.services,
@@ -719,16 +703,14 @@ impl Aggregator {
                     addr,
                     max,
                 );
-                if id != NONE {
-                    e.insert(id);
+                if id == NONE {
+                    self.tally.tables_full += 1;
+                    return;
                 }
+                self.bindings.insert((client, addr), id);
                 id
             }
         };
-        if id == NONE {
-            self.tally.tables_full += 1;
-            return;
-        }
         let serial = self.response_serial;
         let Some(b) = self.backends.get_mut(id as usize) else {
             return;

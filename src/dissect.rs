@@ -114,16 +114,17 @@ impl Dissector {
                     truncated |= t.truncated;
                     out.counters.tcp_segments += 1;
                     let pure_syn = t.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN) == tcp::SYN;
+                    let segment = TcpEvent {
+                        ts,
+                        src: p.src,
+                        dst: p.dst,
+                        src_port: t.src_port,
+                        dst_port: t.dst_port,
+                        seq: t.seq,
+                        flags: t.flags,
+                    };
                     if self.all_segments || pure_syn {
-                        out.events.push(Event::Tcp(TcpEvent {
-                            ts,
-                            src: p.src,
-                            dst: p.dst,
-                            src_port: t.src_port,
-                            dst_port: t.dst_port,
-                            seq: t.seq,
-                            flags: t.flags,
-                        }));
+                        out.events.push(Event::Tcp(segment));
                     }
                     let control = t.flags & (tcp::SYN | tcp::FIN | tcp::RST) != 0;
                     if (t.src_port == DNS_PORT || t.dst_port == DNS_PORT)
@@ -132,13 +133,7 @@ impl Dissector {
                         // DNS over TCP is reassembled by the aggregator.
                         let payload = out.push_payload(t.payload);
                         out.events.push(Event::TcpData(TcpDataEvent {
-                            ts,
-                            src: p.src,
-                            dst: p.dst,
-                            src_port: t.src_port,
-                            dst_port: t.dst_port,
-                            seq: t.seq,
-                            flags: t.flags,
+                            segment,
                             complete: !truncated,
                             payload,
                         }));

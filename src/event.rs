@@ -43,13 +43,7 @@ pub struct DnsEvent {
 /// A TCP segment to or from port 53: DNS over TCP, reassembled in order.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpDataEvent {
-    pub ts: u64,
-    pub src: Addr,
-    pub dst: Addr,
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub seq: u32,
-    pub flags: u8,
+    pub segment: TcpEvent,
     /// False when the snap length cut the segment.
     pub complete: bool,
     /// The segment's payload, in the batch's `payload` arena.
@@ -84,7 +78,7 @@ impl Event {
         match self {
             Event::Tcp(t) => t.ts,
             Event::Query(d) | Event::Response(d) => d.ts,
-            Event::TcpData(t) => t.ts,
+            Event::TcpData(t) => t.segment.ts,
             Event::Fragment(f) => f.ts,
         }
     }
