@@ -69,13 +69,21 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
     let (spare_buffers_tx, spare_buffers_rx) = unbounded::<Vec<u8>>();
     let (spare_records_tx, spare_records_rx) = unbounded::<Vec<RecordMeta>>();
     let stop = Arc::new(AtomicBool::new(false));
+    let in_flight = threads * 3 + 2;
+    let (tokens_tx, tokens_rx) = bounded::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = tokens_tx.send(());
+    }
 
     let reader = {
         let stop = Arc::clone(&stop);
         thread::Builder::new()
             .name("connbal-reader".into())
             .spawn(move || {
-                let spares = Spares::new(spare_buffers_rx, spare_records_rx);
+                let spares = Spares {
+                    tokens: Some(tokens_rx),
+                    ..Spares::new(spare_buffers_rx, spare_records_rx)
+                };
                 source.read(&batch_tx, &spares, &stop)
             })
     };
@@ -141,6 +149,7 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
                             progress(batch.end_offset, aggregator.counters.records);
                         }
                         let _ = spare_events_tx.send(batch);
+                        let _ = tokens_tx.try_send(());
                         next += 1;
                     }
                 }

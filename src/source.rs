@@ -64,6 +64,10 @@ pub struct Spares {
     /// Size and number of pipe buffers (tests and fuzzing use small ones).
     pub buffer_size: usize,
     pub buffer_count: usize,
+    /// One token per batch between the reader and the aggregator, given
+    /// back once the batch is applied: bounds the batches in flight (and so
+    /// the aggregator's reordering) whatever the threads' scheduling.
+    pub tokens: Option<Receiver<()>>,
 }
 
 impl Spares {
@@ -73,7 +77,13 @@ impl Spares {
             records,
             buffer_size: PIPE_BUFFER,
             buffer_count: PIPE_BUFFERS,
+            tokens: None,
         }
+    }
+
+    /// Waits for a token to send one more batch; false when the run is over.
+    fn token(&self) -> bool {
+        self.tokens.as_ref().is_none_or(|t| t.recv().is_ok())
     }
 
     fn records(&self) -> Vec<RecordMeta> {
@@ -405,15 +415,16 @@ fn read_mapped(
                 end: pos + consumed,
             };
             let end_offset = (pos + consumed) as u64;
-            if sink
-                .send(Batch {
-                    seq,
-                    end_offset,
-                    chunk,
-                    records,
-                    counters,
-                })
-                .is_err()
+            if !spares.token()
+                || sink
+                    .send(Batch {
+                        seq,
+                        end_offset,
+                        chunk,
+                        records,
+                        counters,
+                    })
+                    .is_err()
             {
                 return Ending::Stopped;
             }
@@ -496,15 +507,16 @@ fn read_stream(
                 len: consumed,
             };
             let end_offset = base + consumed as u64;
-            if sink
-                .send(Batch {
-                    seq,
-                    end_offset,
-                    chunk,
-                    records,
-                    counters,
-                })
-                .is_err()
+            if !spares.token()
+                || sink
+                    .send(Batch {
+                        seq,
+                        end_offset,
+                        chunk,
+                        records,
+                        counters,
+                    })
+                    .is_err()
             {
                 return Ending::Stopped;
             }
