@@ -350,3 +350,16 @@ fn closed_stdout_ends_quietly() {
         "{err}"
     );
 }
+
+#[test]
+fn readme_set_up_commands_work() {
+    // The README's first command: `cargo run --release -- tests/data/real_syn.snoop`.
+    let readme = std::fs::read_to_string(data("../../README.md")).expect("README");
+    assert!(readme.contains("cargo run --release -- tests/data/real_syn.snoop"));
+    assert!(readme.contains("\ncargo test "));
+    let manifest = std::fs::read_to_string(data("../../Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        manifest.contains("default-run = \"connbal\""),
+        "cargo run must pick connbal"
+    );
+}
