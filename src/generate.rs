@@ -517,7 +517,7 @@ pub fn generate<W: Write>(work: &Workload, w: W) -> io::Result<Generated> {
             *p
         };
 
-        if conns_made[pair] % work.lookup_every.max(1) == 0 {
+        if conns_made[pair].is_multiple_of(work.lookup_every.max(1)) {
             lookups[pair] += 1;
             let addr_type = if v6 { TYPE_AAAA } else { TYPE_A };
             let id = em.id();

@@ -196,11 +196,12 @@ impl Fragments {
                 dropped + u64::from(self.datagrams.remove(&key).is_some()) + 1,
             );
         }
-        if !self.datagrams.contains_key(&key) && self.datagrams.len() >= MAX_DATAGRAMS {
-            if let Some((&oldest, _)) = self.datagrams.iter().min_by_key(|(_, d)| d.first_seen) {
-                self.datagrams.remove(&oldest);
-                dropped += 1;
-            }
+        if !self.datagrams.contains_key(&key)
+            && self.datagrams.len() >= MAX_DATAGRAMS
+            && let Some((&oldest, _)) = self.datagrams.iter().min_by_key(|(_, d)| d.first_seen)
+        {
+            self.datagrams.remove(&oldest);
+            dropped += 1;
         }
         let d = self.datagrams.entry(key).or_insert(Datagram {
             first_seen: ts,

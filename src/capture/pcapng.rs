@@ -128,7 +128,7 @@ impl PcapngFramer {
         };
         let block_type = h.block_type.get();
         let len = h.total_len.get() as usize;
-        if len % 4 != 0 {
+        if !len.is_multiple_of(4) {
             return Frame::Damaged(format!("block length {len} is not a multiple of 4"));
         }
         if len < 12 {
