@@ -23,6 +23,17 @@ fn a(name: &str, b: Addr) -> Rr {
     Rr::A(name.into(), octets(b), 60)
 }
 
+fn srv(name: &str, target: &str, port: u16) -> Rr {
+    Rr::Srv {
+        name: name.into(),
+        priority: 10,
+        weight: 5,
+        port,
+        target: target.into(),
+        ttl: 60,
+    }
+}
+
 fn config(all: bool) -> Config {
     Config {
         threads: 2,
@@ -146,14 +157,7 @@ fn dns_count_is_per_response_and_repeats_within_one_count_once() {
 #[test]
 fn srv_with_additional_records_gives_each_target_its_port() {
     let mut s = Script::default();
-    let srv = |target: &str, port| Rr::Srv {
-        name: "_x._tcp.example".into(),
-        priority: 10,
-        weight: 5,
-        port,
-        target: target.into(),
-        ttl: 60,
-    };
+    let srv = |target: &str, port| srv("_x._tcp.example", target, port);
     s.lookup(
         C,
         "_x._tcp.example",
@@ -173,14 +177,7 @@ fn srv_with_additional_records_gives_each_target_its_port() {
 #[test]
 fn srv_target_resolved_by_a_later_lookup_counts_for_the_srv_name() {
     let mut s = Script::default();
-    let srv = Rr::Srv {
-        name: "_y._tcp.example".into(),
-        priority: 0,
-        weight: 0,
-        port: 8443,
-        target: "late.example".into(),
-        ttl: 60,
-    };
+    let srv = srv("_y._tcp.example", "late.example", 8443);
     s.lookup(C, "_y._tcp.example", TYPE_SRV, &[srv], &[]);
     // Nothing yet: the target has no address.
     assert_eq!(summary(&s), "");
@@ -203,14 +200,7 @@ fn srv_target_resolved_by_a_later_lookup_counts_for_the_srv_name() {
     );
     // Another client's lookup of the same target is not this client's SRV.
     let mut s2 = Script::default();
-    let srv = Rr::Srv {
-        name: "_y._tcp.example".into(),
-        priority: 0,
-        weight: 0,
-        port: 8443,
-        target: "late.example".into(),
-        ttl: 60,
-    };
+    let srv = srv("_y._tcp.example", "late.example", 8443);
     s2.lookup(C, "_y._tcp.example", TYPE_SRV, &[srv], &[]);
     s2.lookup(
         B2,
