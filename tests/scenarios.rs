@@ -157,12 +157,12 @@ fn dns_count_is_per_response_and_repeats_within_one_count_once() {
 #[test]
 fn srv_with_additional_records_gives_each_target_its_port() {
     let mut s = Script::default();
-    let srv = |target: &str, port| srv("_x._tcp.example", target, port);
+    let x = |target: &str, port| srv("_x._tcp.example", target, port);
     s.lookup(
         C,
         "_x._tcp.example",
         TYPE_SRV,
-        &[srv("t1.example", 5222), srv("t2.example", 5223)],
+        &[x("t1.example", 5222), x("t2.example", 5223)],
         &[a("t1.example", B1), a("t2.example", B2)],
     );
     s.syn(C, 40000, B2, 5223).syn(C, 40001, B2, 9999);
@@ -177,8 +177,8 @@ fn srv_with_additional_records_gives_each_target_its_port() {
 #[test]
 fn srv_target_resolved_by_a_later_lookup_counts_for_the_srv_name() {
     let mut s = Script::default();
-    let srv = srv("_y._tcp.example", "late.example", 8443);
-    s.lookup(C, "_y._tcp.example", TYPE_SRV, &[srv], &[]);
+    let record = srv("_y._tcp.example", "late.example", 8443);
+    s.lookup(C, "_y._tcp.example", TYPE_SRV, &[record], &[]);
     // Nothing yet: the target has no address.
     assert_eq!(summary(&s), "");
     s.lookup(
@@ -200,8 +200,8 @@ fn srv_target_resolved_by_a_later_lookup_counts_for_the_srv_name() {
     );
     // Another client's lookup of the same target is not this client's SRV.
     let mut s2 = Script::default();
-    let srv = srv("_y._tcp.example", "late.example", 8443);
-    s2.lookup(C, "_y._tcp.example", TYPE_SRV, &[srv], &[]);
+    let record = srv("_y._tcp.example", "late.example", 8443);
+    s2.lookup(C, "_y._tcp.example", TYPE_SRV, &[record], &[]);
     s2.lookup(
         B2,
         "late.example",
