@@ -97,7 +97,7 @@ for size in "100 20" "1000 100" "3000 100" "10000 200"; do
   /usr/bin/time -f '%e %M' "$bin" -q "$dir/$name.snoop" >"$dir/$name.out" 2>"$dir/$name.time"
   cmp -s "$dir/$name.out" "$dir/$name.truth" || echo "  $name: output differs from the ground truth"
   read -r wall rss <"$dir/$name.time"
-  printf '%-14s %9s %9s %8s %8.1f\n' "${c}x$s" "$(cat "$dir/$name.records")" "$(wc -l <"$dir/$name.truth")" "$wall" "$(echo "$rss/1024" | bc -l)"
+  printf '%-14s %9s %9s %8s %8.1f\n' "${c}x$s" "$(cat "$dir/$name.records")" "$(wc -l <"$dir/$name.truth")" "$wall" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')"
 done
 
 echo
