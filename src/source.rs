@@ -81,9 +81,9 @@ impl Spares {
         }
     }
 
-    /// Waits for a token to send one more batch; false when the run is over.
-    fn token(&self) -> bool {
-        self.tokens.as_ref().is_none_or(|t| t.recv().is_ok())
+    /// Sends a batch once a token allows it; false when the run is over.
+    fn dispatch(&self, sink: &Sender<Batch>, batch: Batch) -> bool {
+        self.tokens.as_ref().is_none_or(|t| t.recv().is_ok()) && sink.send(batch).is_ok()
     }
 
     fn records(&self) -> Vec<RecordMeta> {
@@ -415,17 +415,16 @@ fn read_mapped(
                 end: pos + consumed,
             };
             let end_offset = (pos + consumed) as u64;
-            if !spares.token()
-                || sink
-                    .send(Batch {
-                        seq,
-                        end_offset,
-                        chunk,
-                        records,
-                        counters,
-                    })
-                    .is_err()
-            {
+            if !spares.dispatch(
+                sink,
+                Batch {
+                    seq,
+                    end_offset,
+                    chunk,
+                    records,
+                    counters,
+                },
+            ) {
                 return Ending::Stopped;
             }
             seq += 1;
@@ -507,17 +506,16 @@ fn read_stream(
                 len: consumed,
             };
             let end_offset = base + consumed as u64;
-            if !spares.token()
-                || sink
-                    .send(Batch {
-                        seq,
-                        end_offset,
-                        chunk,
-                        records,
-                        counters,
-                    })
-                    .is_err()
-            {
+            if !spares.dispatch(
+                sink,
+                Batch {
+                    seq,
+                    end_offset,
+                    chunk,
+                    records,
+                    counters,
+                },
+            ) {
                 return Ending::Stopped;
             }
             seq += 1;
