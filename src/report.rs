@@ -415,8 +415,10 @@ fn stats_json(out: &mut String, c: &Counters, t: &Tally) {
 
 /// `--format json`: one document.
 pub fn json(agg: &Aggregator) -> String {
-    let rows = output::rows(agg);
     let services = services(agg);
+    // Services are sorted by (client, name) and each one's rows by
+    // (backend, port): together they are the rows in order, computed once.
+    let rows: Vec<&Row> = services.iter().flat_map(|s| &s.rows).collect();
     let mut out = String::with_capacity(256 + rows.len() * 160);
     out.push_str("{\"rows\":[");
     for (i, r) in rows.iter().enumerate() {

@@ -281,27 +281,33 @@ fn ipnet_datalink_gives_the_same_rows() {
     }
 }
 
-#[test]
-fn sigint_on_a_live_pipe_prints_the_summary_and_exits_0() {
+/// Feeds `capture` to connbal through a pipe that stays open, as from a
+/// running snoop; gives connbal time to read it, then sends `signal`.
+fn signal_a_live_pipe(signal: &str, args: &[&str], capture: &str) -> std::process::Output {
     let mut child = connbal()
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(&read("real_syn.snoop")).expect("write");
+    stdin.write_all(&read(capture)).expect("write");
     stdin.flush().expect("flush");
-    // The pipe stays open, as from a running snoop; give connbal time to
-    // read what is there, then interrupt it.
     std::thread::sleep(Duration::from_millis(700));
     let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
     let out = child.wait_with_output().expect("wait");
     drop(stdin);
+    out
+}
+
+#[test]
+fn sigint_on_a_live_pipe_prints_the_summary_and_exits_0() {
+    let out = signal_a_live_pipe("-INT", &[], "real_syn.snoop");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), text(&read("real_syn.expected")));
     assert!(text(&out.stderr).contains("313 records"));
@@ -309,22 +315,7 @@ fn sigint_on_a_live_pipe_prints_the_summary_and_exits_0() {
 
 #[test]
 fn sigterm_also_prints_the_summary() {
-    let mut child = connbal()
-        .args(["-q"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(&read("cname.snoop")).expect("write");
-    std::thread::sleep(Duration::from_millis(700));
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let out = child.wait_with_output().expect("wait");
-    drop(stdin);
+    let out = signal_a_live_pipe("-TERM", &["-q"], "cname.snoop");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), text(&read("cname.expected")));
 }
