@@ -5,25 +5,29 @@
 //! client asked for (SPEC §4). TCP: a SYN (or, with `-a`, any segment of a
 //! connection) from a client to an address it is bound to counts one
 //! connection to that backend and port (SPEC §5).
+//!
+//! Every key arrives hashed by the parser workers (see [`crate::table`]),
+//! and the tables an event will probe are prefetched a few events ahead,
+//! so that the one thread applying events waits on memory as little as it
+//! can: on a busy node most of its time is cache misses.
 
 use crate::addr::Addr;
-use crate::event::{
-    DnsEvent, Event, EventBatch, FragmentEvent, Record, RecordData, Section, Span, TcpDataEvent, TcpEvent,
-};
+use crate::event::{DnsEvent, Event, EventBatch, Found, FragmentEvent, Srv, TcpDataEvent, TcpEvent};
 use crate::intern::{Interner, Map, NameId};
 use crate::reassembly::{Fragments, TcpStreams};
 use crate::stats::{Counters, Tally};
-use crate::table::{FingerprintMap, Generations, fingerprint};
+use crate::table::{FpTable, Generations, SynCache, backend_hash, fingerprint, prefetch, service_hash};
 use crate::wire::dns::{TYPE_SRV, presentation};
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
+
+pub use crate::dissect::MAX_CNAME_LINKS;
 
 const SECOND: u64 = 1_000_000_000;
 /// A query waits this long (capture time) for its response.
 pub const QUERY_TIMEOUT: u64 = 10 * SECOND;
 /// A SYN with the same 4-tuple and ISN within this window is a retransmission.
 pub const SYN_RETRANSMIT_WINDOW: u64 = 120 * SECOND;
-/// At most this many CNAME links are followed from the asked name.
-pub const MAX_CNAME_LINKS: usize = 16;
+const SYN_WINDOW_SECS: u32 = (SYN_RETRANSMIT_WINDOW / SECOND) as u32;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -37,9 +41,8 @@ pub struct Options {
     pub idle_timeout: u64,
     pub max_pending: usize,
     pub max_connections: usize,
-    /// SYNs remembered for retransmission checks. Each generation holds
-    /// half; 900k keeps a generation just under hashbrown's 512k-bucket
-    /// boundary (about 9 MiB each).
+    /// SYNs remembered for retransmission checks: 900k rounds up to 2^20
+    /// slots of 8 bytes (8 MiB).
     pub max_recent_syns: usize,
     pub max_srv_targets: usize,
     /// (client, name) pairs kept. The global caps are a backstop sized for
@@ -89,113 +92,96 @@ pub enum Kind {
 /// One (client, asked name).
 #[derive(Debug)]
 pub struct Service {
-    pub client: Addr,
-    pub name: NameId,
-    pub kind: Kind,
+    /// [`crate::table::name_hash`] of the name: with the client, the key.
+    name_hash: u64,
+    /// Matched responses.
+    pub lookups: u32,
+    /// Lookups made while the previous answer's TTL had not run out.
+    pub early_relookups: u32,
+    pub ttl_min: Option<u32>,
+    /// When the TTL of the latest matched response runs out (0: none yet).
+    answer_expires: u64,
     /// Its backends, linked through [`Backend::next`] in the order they
     /// were first seen: no allocation per service.
     first_backend: u32,
     last_backend: u32,
     pub backend_count: u32,
-    /// Matched responses.
-    pub lookups: u32,
-    pub ttl_min: Option<u32>,
-    /// The latest matched response: (time, TTL in seconds).
-    pub last_answer: Option<(u64, u32)>,
-    /// Lookups made while the previous answer's TTL had not run out.
-    pub early_relookups: u32,
-    /// Connections counted for this name.
-    pub conns: u64,
-    /// Connections made after the TTL of the latest answer containing
-    /// their backend had run out.
-    pub stale_conns: u64,
+    /// The client's entry in `Aggregator::usage`.
+    client_slot: u32,
+    pub name: NameId,
+    pub kind: Kind,
+    pub client: Addr,
 }
 
 /// One (client, name, address).
 #[derive(Debug)]
 pub struct Backend {
     pub service: u32,
-    pub addr: Addr,
-    /// Matched responses in which this address appeared.
-    pub dns: u32,
     /// The next backend of the same service, or [`NONE`].
     next: u32,
+    /// Matched responses in which this address appeared.
+    pub dns: u32,
+    /// Connections on `port`, the first port connected to (0: none yet);
+    /// other ports are counted in `Aggregator::more_conns`.
+    conns: u32,
+    /// When the TTL of the latest response containing it runs out.
+    expires: u64,
+    /// The response that last counted this backend (one count per response).
+    last_response: u64,
+    /// Connections made after the TTL of the latest answer containing
+    /// this backend had run out.
+    pub stale_conns: u32,
+    port: u16,
+    /// The latest SRV priority and weight given for this address.
+    pub srv_priority: u16,
+    pub srv_weight: u16,
     /// The first ports SRV records gave this address (more live in
     /// `Aggregator::more_srv_ports`).
     srv_ports: [u16; INLINE_SRV_PORTS],
     srv_port_count: u8,
-    /// The latest SRV priority and weight given for this address.
-    pub srv_priority: u16,
-    pub srv_weight: u16,
-    /// The response that last counted this backend (one count per response).
-    last_response: u64,
-    /// When the latest response containing it came, and its TTL.
-    pub latest_ts: u64,
-    pub latest_ttl: u32,
-}
-
-/// What an SRV record says of its target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Srv {
-    pub port: u16,
-    pub priority: u16,
-    pub weight: u16,
+    pub addr: Addr,
 }
 
 /// At most this many SRV ports are kept per backend.
 const MAX_SRV_PORTS: usize = 64;
 const INLINE_SRV_PORTS: usize = 3;
-/// The end of a list of backends.
+/// The end of a list of backends, and the service of a full table.
 const NONE: u32 = u32::MAX;
 
 /// A query waiting for its response, under the fingerprint of
 /// (client, server, client port, id).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Pending {
     name_hash: u64,
-    qtype: u16,
     ts: u64,
+    qtype: u16,
 }
 
-/// A directed (SYN table) or canonical (`-a` table) TCP 4-tuple.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FourTuple {
-    a: Addr,
-    b: Addr,
-    a_port: u16,
-    b_port: u16,
-}
-
-impl FourTuple {
-    fn directed(ev: &TcpEvent) -> Self {
-        FourTuple {
-            a: ev.src,
-            b: ev.dst,
-            a_port: ev.src_port,
-            b_port: ev.dst_port,
-        }
-    }
-
-    fn canonical(ev: &TcpEvent) -> Self {
-        if (ev.src, ev.src_port) <= (ev.dst, ev.dst_port) {
-            Self::directed(ev)
-        } else {
-            FourTuple {
-                a: ev.dst,
-                b: ev.src,
-                a_port: ev.dst_port,
-                b_port: ev.src_port,
-            }
-        }
-    }
-}
-
-/// A connection followed with `-a`, under the fingerprint of its
-/// canonical 4-tuple: 32 bytes, times in whole seconds.
+/// A client's binding to an address: the backend its latest response
+/// containing the address made it.
 #[derive(Clone, Copy, Debug)]
-struct Connection {
-    /// Whose quota this connection counts against.
+struct Binding {
     client: Addr,
+    addr: Addr,
+    backend: u32,
+}
+
+impl Default for Binding {
+    fn default() -> Self {
+        Binding {
+            client: Addr::V4([0; 4]),
+            addr: Addr::V4([0; 4]),
+            backend: NONE,
+        }
+    }
+}
+
+/// A connection followed with `-a`, under the fingerprint of its 4-tuple
+/// in either direction; times in whole seconds.
+#[derive(Clone, Copy, Debug, Default)]
+struct Connection {
+    /// Whose quota this connection counts against (`Aggregator::usage`).
+    client_slot: u32,
     isn: u32,
     syn_secs: u32,
     last_secs: u32,
@@ -209,6 +195,22 @@ const HAS_ISN: u8 = 1;
 const COUNTED: u8 = 2;
 const CLOSED: u8 = 4;
 
+/// A client's entry in the clients table.
+#[derive(Clone, Copy, Debug)]
+struct ClientSlot {
+    addr: Addr,
+    slot: u32,
+}
+
+impl Default for ClientSlot {
+    fn default() -> Self {
+        ClientSlot {
+            addr: Addr::V4([0; 4]),
+            slot: NONE,
+        }
+    }
+}
+
 /// What one client holds of the shared tables.
 #[derive(Clone, Copy, Debug, Default)]
 struct Usage {
@@ -217,37 +219,41 @@ struct Usage {
     connections: u32,
 }
 
+/// How many events ahead the entries an event will touch are prefetched;
+/// the index slots that lead to them are prefetched twice as far ahead.
+const PREFETCH_AHEAD: usize = 8;
+
 pub struct Aggregator {
     opts: Options,
     pub names: Interner,
     pending: Generations<Pending>,
     pub services: Vec<Service>,
-    service_index: Map<(Addr, NameId), u32>,
+    /// Service hash -> service.
+    service_index: FpTable<u32>,
     pub backends: Vec<Backend>,
+    /// Backend hash of (service, address) -> backend.
+    backend_index: FpTable<u32>,
     more_srv_ports: Map<u32, Vec<u16>>,
-    backend_index: Map<(u32, Addr), u32>,
-    /// Connections per (backend, port).
-    pub conns: Map<(u32, u16), u32>,
-    /// (client, address) -> the backend its latest response made it.
-    bindings: Map<(Addr, Addr), u32>,
+    /// Connections per (backend, port) beyond each backend's first port.
+    more_conns: Map<(u32, u16), u32>,
+    bindings: FpTable<Binding>,
     /// SRV targets that came without an address: (client, target) -> the
     /// SRV services and ports waiting for the target's own lookup.
     srv_targets: Map<(Addr, NameId), Vec<(u32, Srv)>>,
     /// By name id: whether the name is an SRV target some client waits
     /// for, so that other A/AAAA responses skip the lookup.
     is_srv_target: Vec<bool>,
-    /// SYNs to bound addresses: fingerprint of the 4-tuple -> (ISN, time
-    /// in whole seconds): 16 bytes an entry.
-    recent_syns: Generations<(u32, u32)>,
-    connections: FingerprintMap<Connection>,
+    /// Fingerprint of (4-tuple, ISN) of SYNs to bound addresses -> the
+    /// second it was seen.
+    recent_syns: SynCache,
+    connections: FpTable<Connection>,
     next_sweep: u64,
     next_full_sweep: u64,
-    usage: Map<Addr, Usage>,
+    clients: FpTable<ClientSlot>,
+    usage: Vec<Usage>,
     response_serial: u64,
     pub counters: Counters,
     pub tally: Tally,
-    chain: Vec<Span>,
-    found: Vec<(Addr, u32)>,
     tcp_streams: TcpStreams,
     fragments: Fragments,
     /// Scratch space for messages reassembled here.
@@ -258,30 +264,29 @@ pub struct Aggregator {
 impl Aggregator {
     pub fn new(opts: Options) -> Self {
         let pending = Generations::new(QUERY_TIMEOUT, opts.max_pending);
-        let recent_syns = Generations::new(SYN_RETRANSMIT_WINDOW, opts.max_recent_syns);
+        let recent_syns = SynCache::new(opts.max_recent_syns, SYN_RETRANSMIT_WINDOW / SECOND);
         Aggregator {
             opts,
             names: Interner::default(),
             pending,
             services: Vec::new(),
-            service_index: Map::default(),
+            service_index: FpTable::default(),
             backends: Vec::new(),
+            backend_index: FpTable::default(),
             more_srv_ports: Map::default(),
-            backend_index: Map::default(),
-            conns: Map::default(),
-            bindings: Map::default(),
+            more_conns: Map::default(),
+            bindings: FpTable::default(),
             srv_targets: Map::default(),
             is_srv_target: Vec::new(),
             recent_syns,
-            connections: FingerprintMap::default(),
+            connections: FpTable::default(),
             next_sweep: 0,
             next_full_sweep: 0,
-            usage: Map::default(),
+            clients: FpTable::default(),
+            usage: Vec::new(),
             response_serial: 0,
             counters: Counters::default(),
             tally: Tally::default(),
-            chain: Vec::new(),
-            found: Vec::new(),
             tcp_streams: TcpStreams::default(),
             fragments: Fragments::default(),
             scratch: EventBatch::default(),
@@ -307,9 +312,21 @@ impl Aggregator {
             self.counters.add(&batch.counters);
         }
         let events = batch.events.get(from..).unwrap_or(&[]);
+        for ev in events.iter().take(2 * PREFETCH_AHEAD) {
+            self.prefetch_slots(ev, batch);
+        }
+        for ev in events.iter().take(PREFETCH_AHEAD) {
+            self.prefetch_entries(ev, batch);
+        }
         for (i, ev) in events.iter().enumerate() {
             if ev.ts() >= stop_at {
                 return from + i;
+            }
+            if let Some(ahead) = events.get(i + 2 * PREFETCH_AHEAD) {
+                self.prefetch_slots(ahead, batch);
+            }
+            if let Some(ahead) = events.get(i + PREFETCH_AHEAD) {
+                self.prefetch_entries(ahead, batch);
             }
             match ev {
                 Event::Tcp(t) if self.opts.all_segments => self.segment(t),
@@ -321,6 +338,75 @@ impl Aggregator {
             }
         }
         batch.events.len()
+    }
+
+    /// First stage: starts loading the index slots `ev` will probe.
+    #[inline]
+    fn prefetch_slots(&self, ev: &Event, batch: &EventBatch) {
+        match ev {
+            Event::Tcp(t) => {
+                self.bindings.prefetch(t.forward);
+                if t.syn_key != 0 {
+                    self.recent_syns.prefetch(t.syn_key);
+                }
+                if self.opts.all_segments {
+                    self.bindings.prefetch(t.reverse);
+                    self.connections.prefetch(t.connection);
+                }
+            }
+            Event::Query(q) => self.pending.prefetch(q.key),
+            Event::Response(r) => {
+                self.pending.prefetch(r.key);
+                self.service_index.prefetch(r.service);
+                for found in batch.backends_of(r) {
+                    if let Found::Backend { pair, key, .. } = found {
+                        self.bindings.prefetch(*pair);
+                        self.backend_index.prefetch(*key);
+                    }
+                }
+            }
+            Event::TcpData(_) | Event::Fragment(_) => {}
+        }
+    }
+
+    /// Second stage: the slots have arrived; starts loading the services
+    /// and backends they point to.
+    #[inline]
+    fn prefetch_entries(&self, ev: &Event, batch: &EventBatch) {
+        let backend = |id: u32| {
+            if let Some(b) = self.backends.get(id as usize) {
+                prefetch(b);
+            }
+        };
+        match ev {
+            Event::Tcp(t) => {
+                if let Some(b) = self.bindings.peek(t.forward) {
+                    backend(b.backend);
+                }
+                if self.opts.all_segments
+                    && let Some(b) = self.bindings.peek(t.reverse)
+                {
+                    backend(b.backend);
+                }
+            }
+            Event::Response(r) => {
+                if let Some(s) = self
+                    .service_index
+                    .peek(r.service)
+                    .and_then(|&id| self.services.get(id as usize))
+                {
+                    prefetch(s);
+                }
+                for found in batch.backends_of(r) {
+                    if let Found::Backend { key, .. } = found
+                        && let Some(&id) = self.backend_index.peek(*key)
+                    {
+                        backend(id);
+                    }
+                }
+            }
+            Event::Query(_) | Event::TcpData(_) | Event::Fragment(_) => {}
+        }
     }
 
     /// DNS over TCP: reassembled in order, then parsed like any message.
@@ -371,20 +457,18 @@ impl Aggregator {
     }
 
     fn query(&mut self, q: &DnsEvent, batch: &EventBatch) {
-        let name = batch.name(q.qname);
-        if !self.wanted(q.client, name) {
+        if self.opts.filter.is_some() && !self.wanted(q.client, batch.name(q.qname)) {
             self.tally.queries_filtered += 1;
             return;
         }
         self.tally.queries += 1;
         self.tally.pending_expired += self.pending.advance(q.ts);
-        let key = fingerprint(&(q.client, q.server, q.client_port, q.id));
         let pending = Pending {
             name_hash: q.qname_hash,
             qtype: q.qtype,
             ts: q.ts,
         };
-        self.tally.pending_evicted += self.pending.insert(key, pending);
+        self.tally.pending_evicted += self.pending.insert(q.key, pending);
     }
 
     /// `-F`: a name containing the filter, or an SRV target this client
@@ -403,16 +487,15 @@ impl Aggregator {
     }
 
     fn response(&mut self, r: &DnsEvent, batch: &EventBatch) {
-        let key = fingerprint(&(r.client, r.server, r.client_port, r.id));
         let matched = self
             .pending
-            .get(key)
+            .get(r.key)
             .is_some_and(|p| p.qtype == r.qtype && p.name_hash == r.qname_hash);
         if !matched {
             self.tally.responses_unmatched += 1;
             return;
         }
-        let Some(pending) = self.pending.remove(key) else {
+        let Some(pending) = self.pending.remove(r.key) else {
             return;
         };
         if r.ts.saturating_sub(pending.ts) > QUERY_TIMEOUT {
@@ -421,82 +504,107 @@ impl Aggregator {
         }
         self.tally.responses_matched += 1;
         self.response_serial += 1;
-        let records = batch.records_of(r);
-        let qname = batch.name(r.qname);
-        let client_full = self
-            .usage
-            .get(&r.client)
-            .is_some_and(|u| u.services >= self.opts.max_services_per_client);
-        let name = if self.services.len() < self.opts.max_services && !client_full {
-            self.names.intern_hashed(qname, r.qname_hash)
-        } else if let Some(id) = self.names.get_hashed(qname, r.qname_hash) {
-            id
+        let kind = if r.qtype == TYPE_SRV {
+            Kind::Srv
         } else {
+            Kind::Address
+        };
+        let (service, name) = match self.find_service(r) {
+            Some(id) => {
+                let Some(s) = self.services.get_mut(id as usize) else {
+                    return;
+                };
+                if kind == Kind::Srv {
+                    s.kind = Kind::Srv;
+                }
+                (id, s.name)
+            }
+            None => match self.new_service(r, batch.name(r.qname), kind) {
+                Some(found) => found,
+                None => return,
+            },
+        };
+        self.note_lookup(service, r.ttl, r.ts);
+        let found = batch.backends_of(r);
+        if kind == Kind::Srv {
+            self.srv_response(r, service, found, batch);
+        } else {
+            self.address_response(r, service, name, found);
+        }
+    }
+
+    /// The existing service of the response's (client, name).
+    fn find_service(&self, r: &DnsEvent) -> Option<u32> {
+        self.service_index
+            .get(r.service, |&id| {
+                self.services
+                    .get(id as usize)
+                    .is_some_and(|s| s.name_hash == r.qname_hash && s.client == r.client)
+            })
+            .copied()
+    }
+
+    /// A service for a (client, name) seen for the first time, within the
+    /// caps: `Some((NONE, name))` when the name is known but the table or
+    /// the client's quota is full (the response still feeds SRV services
+    /// waiting for the name), `None` when there is nothing to do.
+    fn new_service(&mut self, r: &DnsEvent, qname: &[u8], kind: Kind) -> Option<(u32, NameId)> {
+        let slot = self.client_slot(r.client);
+        let used = self.usage.get(slot as usize).map_or(0, |u| u.services);
+        let room = self.services.len() < self.opts.max_services && used < self.opts.max_services_per_client;
+        let Some(name) = (if room {
+            Some(self.names.intern_hashed(qname, r.qname_hash))
+        } else {
+            self.names.get_hashed(qname, r.qname_hash)
+        }) else {
             // Tables full: a name never seen cannot become a service.
             self.tally.tables_full += 1;
-            return;
+            return None;
         };
-        self.build_chain(r.qname, records, batch);
-
-        if r.qtype == TYPE_SRV {
-            self.srv_response(r, name, records, batch);
-        } else {
-            self.address_response(r, name, records, batch);
+        if !room {
+            self.tally.tables_full += 1;
+            return Some((NONE, name));
         }
+        if let Some(u) = self.usage.get_mut(slot as usize) {
+            u.services += 1;
+        }
+        let id = self.services.len() as u32;
+        self.services.push(Service {
+            name_hash: r.qname_hash,
+            lookups: 0,
+            early_relookups: 0,
+            ttl_min: None,
+            answer_expires: 0,
+            first_backend: NONE,
+            last_backend: NONE,
+            backend_count: 0,
+            client_slot: slot,
+            name,
+            kind,
+            client: r.client,
+        });
+        self.service_index.insert_new(r.service, id);
+        Some((id, name))
     }
 
-    /// The asked name plus every CNAME target reached from it.
-    fn build_chain(&mut self, qname: Span, records: &[Record], batch: &EventBatch) {
-        self.chain.clear();
-        self.chain.push(qname);
-        let mut links = 0;
-        let mut grew = true;
-        while grew && links < MAX_CNAME_LINKS {
-            grew = false;
-            for rec in records {
-                let (Section::Answer, RecordData::Cname(target)) = (rec.section, rec.data) else {
-                    continue;
-                };
-                if links >= MAX_CNAME_LINKS {
-                    break;
-                }
-                let owner = batch.name(rec.owner);
-                let target_name = batch.name(target);
-                let has = |chain: &[Span], n: &[u8]| chain.iter().any(|s| batch.name(*s) == n);
-                if has(&self.chain, owner) && !has(&self.chain, target_name) {
-                    self.chain.push(target);
-                    links += 1;
-                    grew = true;
-                }
+    /// The client's entry in `usage`, created if new.
+    fn client_slot(&mut self, client: Addr) -> u32 {
+        let hash = fingerprint(&client);
+        if let Some(c) = self.clients.get(hash, |c| c.addr == client) {
+            return c.slot;
+        }
+        let slot = self.usage.len() as u32;
+        self.usage.push(Usage::default());
+        self.clients.insert_new(hash, ClientSlot { addr: client, slot });
+        slot
+    }
+
+    fn address_response(&mut self, r: &DnsEvent, service: u32, name: NameId, found: &[Found]) {
+        let expires = expiry(r.ts, r.ttl);
+        for f in found {
+            if let &Found::Backend { addr, pair, key, .. } = f {
+                self.add_backend(service, key, r.client, addr, pair, None, expires);
             }
-        }
-    }
-
-    fn in_chain(&self, owner: Span, batch: &EventBatch) -> bool {
-        // Owner names that were compression pointers share the question's
-        // span: equal without comparing bytes.
-        self.chain.contains(&owner)
-            || self
-                .chain
-                .iter()
-                .any(|&s| s.len == owner.len && batch.name(s) == batch.name(owner))
-    }
-
-    fn address_response(&mut self, r: &DnsEvent, name: NameId, records: &[Record], batch: &EventBatch) {
-        self.found.clear();
-        for rec in records {
-            if let (Section::Answer, RecordData::Addr(a)) = (rec.section, rec.data)
-                && self.in_chain(rec.owner, batch)
-            {
-                self.found.push((a, rec.ttl));
-            }
-        }
-        let ttl = self.chain_ttl(records, batch);
-        let service = self.service(r.client, name, Kind::Address);
-        self.note_lookup(service, ttl, r.ts);
-        let found = std::mem::take(&mut self.found);
-        for &(addr, _) in &found {
-            self.add_backend(service, addr, None, r.ts, ttl);
         }
         // SRV services waiting for this target's addresses: they become
         // backends of the SRV name, with the SRV ports.
@@ -506,144 +614,70 @@ impl Aggregator {
             .flatten()
         {
             for (srv_service, srv) in waiting {
-                for &(addr, _) in &found {
-                    self.add_backend(srv_service, addr, Some(srv), r.ts, ttl);
+                let Some(hash) = self
+                    .services
+                    .get(srv_service as usize)
+                    .map(|s| service_hash(&s.client, s.name_hash))
+                else {
+                    continue;
+                };
+                for f in found {
+                    if let &Found::Backend { addr, pair, .. } = f {
+                        let key = backend_hash(hash, &addr);
+                        self.add_backend(srv_service, key, r.client, addr, pair, Some(srv), expires);
+                    }
                 }
-            }
-        }
-        self.found = found;
-    }
-
-    /// The smallest TTL among the records the response was read from.
-    fn chain_ttl(&self, records: &[Record], batch: &EventBatch) -> Option<u32> {
-        records
-            .iter()
-            .filter(|rec| rec.section == Section::Answer && self.in_chain(rec.owner, batch))
-            .map(|rec| rec.ttl)
-            .min()
-    }
-
-    fn srv_response(&mut self, r: &DnsEvent, name: NameId, records: &[Record], batch: &EventBatch) {
-        let service = self.service(r.client, name, Kind::Srv);
-        let mut ttl: Option<u32> = None;
-        let mut lower = |t: u32| ttl = Some(ttl.map_or(t, |x| x.min(t)));
-        // Every SRV record owned by a chain name.
-        let mut targets: Vec<(Span, Srv)> = Vec::new();
-        for rec in records {
-            if let (
-                Section::Answer,
-                RecordData::Srv {
-                    target,
-                    port,
-                    priority,
-                    weight,
-                },
-            ) = (rec.section, rec.data)
-                && self.in_chain(rec.owner, batch)
-            {
-                targets.push((
-                    target,
-                    Srv {
-                        port,
-                        priority,
-                        weight,
-                    },
-                ));
-                lower(rec.ttl);
-            }
-        }
-        for rec in records {
-            if let (Section::Answer, RecordData::Cname(_)) = (rec.section, rec.data)
-                && self.in_chain(rec.owner, batch)
-            {
-                lower(rec.ttl);
-            }
-        }
-        let mut backends: Vec<(Addr, Srv)> = Vec::new();
-        let mut unresolved: Vec<(Span, Srv)> = Vec::new();
-        for &(target, port) in &targets {
-            let target_name = batch.name(target);
-            let mut any = false;
-            for rec in records {
-                if let RecordData::Addr(a) = rec.data
-                    && batch.name(rec.owner) == target_name
-                {
-                    backends.push((a, port));
-                    lower(rec.ttl);
-                    any = true;
-                }
-            }
-            if !any {
-                unresolved.push((target, port));
-            }
-        }
-        self.note_lookup(service, ttl, r.ts);
-        for (addr, srv) in backends {
-            self.add_backend(service, addr, Some(srv), r.ts, ttl);
-        }
-        for (target, srv) in unresolved {
-            let quota = self.opts.max_srv_targets_per_client;
-            let used = self.usage.get(&r.client).map_or(0, |u| u.srv_targets);
-            if self.srv_targets.len() >= self.opts.max_srv_targets || used >= quota {
-                self.tally.srv_targets_evicted += 1;
-                continue;
-            }
-            let target = self.names.intern(batch.name(target));
-            if self.is_srv_target.len() <= target.0 as usize {
-                self.is_srv_target.resize(target.0 as usize + 1, false);
-            }
-            if let Some(flag) = self.is_srv_target.get_mut(target.0 as usize) {
-                *flag = true;
-            }
-            let waiting = match self.srv_targets.entry((r.client, target)) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    self.usage.entry(r.client).or_default().srv_targets += 1;
-                    e.insert(Vec::new())
-                }
-            };
-            if !waiting.contains(&(service, srv)) && waiting.len() < MAX_SRV_PORTS {
-                waiting.push((service, srv));
             }
         }
     }
 
-    /// The (client, name) service, created if new; [`NONE`] when the table
-    /// is full (every use of `NONE` is then a no-op).
-    fn service(&mut self, client: Addr, name: NameId, kind: Kind) -> u32 {
-        let next = self.services.len() as u32;
-        if !self.service_index.contains_key(&(client, name)) {
-            let usage = self.usage.entry(client).or_default();
-            if self.services.len() >= self.opts.max_services
-                || usage.services >= self.opts.max_services_per_client
-            {
-                self.tally.tables_full += 1;
-                return NONE;
+    fn srv_response(&mut self, r: &DnsEvent, service: u32, found: &[Found], batch: &EventBatch) {
+        let expires = expiry(r.ts, r.ttl);
+        for f in found {
+            match *f {
+                Found::Backend { addr, pair, key, srv } => {
+                    self.add_backend(service, key, r.client, addr, pair, srv, expires);
+                }
+                Found::Target { name, hash, srv } if service != NONE => {
+                    self.remember_target(r.client, service, batch.name(name), hash, srv);
+                }
+                Found::Target { .. } => {}
             }
-            usage.services += 1;
         }
-        let id = *self.service_index.entry((client, name)).or_insert(next);
-        if id == next {
-            self.services.push(Service {
-                client,
-                name,
-                kind,
-                first_backend: NONE,
-                last_backend: NONE,
-                backend_count: 0,
-                lookups: 0,
-                ttl_min: None,
-                last_answer: None,
-                early_relookups: 0,
-                conns: 0,
-                stale_conns: 0,
-            });
-        } else if kind == Kind::Srv
-            && let Some(s) = self.services.get_mut(id as usize)
-        {
-            s.kind = Kind::Srv;
+    }
+
+    /// An SRV target that came without an address: a later lookup of it by
+    /// the same client gives the SRV service its backends.
+    fn remember_target(&mut self, client: Addr, service: u32, target: &[u8], hash: u64, srv: Srv) {
+        let slot = self
+            .services
+            .get(service as usize)
+            .map_or(NONE, |s| s.client_slot);
+        let used = self.usage.get(slot as usize).map_or(0, |u| u.srv_targets);
+        let quota = self.opts.max_srv_targets_per_client;
+        if self.srv_targets.len() >= self.opts.max_srv_targets || used >= quota {
+            self.tally.srv_targets_evicted += 1;
+            return;
         }
-        id
+        let target = self.names.intern_hashed(target, hash);
+        if self.is_srv_target.len() <= target.0 as usize {
+            self.is_srv_target.resize(target.0 as usize + 1, false);
+        }
+        if let Some(flag) = self.is_srv_target.get_mut(target.0 as usize) {
+            *flag = true;
+        }
+        let waiting = match self.srv_targets.entry((client, target)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                if let Some(u) = self.usage.get_mut(slot as usize) {
+                    u.srv_targets += 1;
+                }
+                e.insert(Vec::new())
+            }
+        };
+        if !waiting.contains(&(service, srv)) && waiting.len() < MAX_SRV_PORTS {
+            waiting.push((service, srv));
+        }
     }
 
     fn note_lookup(&mut self, service: u32, ttl: Option<u32>, ts: u64) {
@@ -652,65 +686,92 @@ impl Aggregator {
             if let Some(t) = ttl {
                 s.ttl_min = Some(s.ttl_min.map_or(t, |m| m.min(t)));
             }
-            if let Some((then, ttl)) = s.last_answer
-                && ts < then.saturating_add(u64::from(ttl) * SECOND)
-            {
+            if ts < s.answer_expires {
                 s.early_relookups += 1;
             }
-            s.last_answer = Some((ts, ttl.unwrap_or(0)));
+            s.answer_expires = expiry(ts, ttl);
         }
     }
 
     /// One connection to `backend` on `port` at `ts`.
     fn count_connection(&mut self, backend: u32, port: u16, ts: u64) {
-        if self.conns.len() >= self.opts.max_conn_counts && !self.conns.contains_key(&(backend, port)) {
-            self.tally.tables_full += 1;
-            return;
-        }
-        *self.conns.entry((backend, port)).or_insert(0) += 1;
-        let Some(b) = self.backends.get(backend as usize) else {
+        let Some(b) = self.backends.get_mut(backend as usize) else {
             return;
         };
-        let stale = ts > b.latest_ts.saturating_add(u64::from(b.latest_ttl) * SECOND);
-        if let Some(s) = self.services.get_mut(b.service as usize) {
-            s.conns += 1;
-            s.stale_conns += u64::from(stale);
+        if b.conns == 0 || b.port == port {
+            b.port = port;
+            b.conns += 1;
+        } else if let Some(n) = self.more_conns.get_mut(&(backend, port)) {
+            *n += 1;
+        } else if self.more_conns.len() >= self.opts.max_conn_counts {
+            self.tally.tables_full += 1;
+            return;
+        } else {
+            self.more_conns.insert((backend, port), 1);
         }
+        b.stale_conns += u32::from(ts > b.expires);
+    }
+
+    /// Every (backend, port, connections), in no particular order.
+    pub fn connection_counts(&self) -> impl Iterator<Item = (u32, u16, u32)> + '_ {
+        self.backends
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.conns > 0)
+            .map(|(id, b)| (id as u32, b.port, b.conns))
+            .chain(self.more_conns.iter().map(|(&(b, p), &n)| (b, p, n)))
     }
 
     /// Counts `addr` as seen in this response under `service` (once per
-    /// response), notes an SRV port, and binds the client to it.
-    fn add_backend(&mut self, service: u32, addr: Addr, srv: Option<Srv>, ts: u64, ttl: Option<u32>) {
-        let Some(client) = self.services.get(service as usize).map(|s| s.client) else {
+    /// response), notes an SRV port, and binds the client to it. `key` is
+    /// the backend's [`backend_hash`], `pair` the binding's hash.
+    #[allow(clippy::too_many_arguments)]
+    fn add_backend(
+        &mut self,
+        service: u32,
+        key: u64,
+        client: Addr,
+        addr: Addr,
+        pair: u64,
+        srv: Option<Srv>,
+        expires: u64,
+    ) {
+        if service == NONE {
             return;
-        };
-        let max = self.opts.max_backends;
-        // The client's binding for this address usually already names the
-        // backend: one lookup, which the binding needs anyway.
-        let bound = self.bindings.get(&(client, addr)).copied();
-        let id = match bound.filter(|&b| {
-            self.backends
-                .get(b as usize)
-                .is_some_and(|b| b.service == service)
-        }) {
-            Some(id) => id,
+        }
+        let backends = &self.backends;
+        let found = self.backend_index.get(key, |&id| {
+            backends
+                .get(id as usize)
+                .is_some_and(|b| b.service == service && b.addr == addr)
+        });
+        let id = match found {
+            Some(&id) => id,
             None => {
-                let id = backend_of(
-                    &mut self.backends,
-                    &mut self.services,
-                    &mut self.backend_index,
-                    service,
-                    addr,
-                    max,
-                );
+                let id = self.new_backend(service, addr);
                 if id == NONE {
                     self.tally.tables_full += 1;
                     return;
                 }
-                self.bindings.insert((client, addr), id);
+                self.backend_index.insert_new(key, id);
                 id
             }
         };
+        // The client's binding to the address now names this backend.
+        match self
+            .bindings
+            .get_mut(pair, |b| b.client == client && b.addr == addr)
+        {
+            Some(b) => b.backend = id,
+            None => self.bindings.insert_new(
+                pair,
+                Binding {
+                    client,
+                    addr,
+                    backend: id,
+                },
+            ),
+        }
         let serial = self.response_serial;
         let Some(b) = self.backends.get_mut(id as usize) else {
             return;
@@ -719,13 +780,49 @@ impl Aggregator {
             b.last_response = serial;
             b.dns += 1;
         }
-        b.latest_ts = ts;
-        b.latest_ttl = ttl.unwrap_or(0);
+        b.expires = expires;
         if let Some(srv) = srv {
             b.srv_priority = srv.priority;
             b.srv_weight = srv.weight;
             self.add_srv_port(id, srv.port);
         }
+    }
+
+    /// A new backend of `service` at `addr`, linked at the end of the
+    /// service's list; [`NONE`] when the table is full.
+    fn new_backend(&mut self, service: u32, addr: Addr) -> u32 {
+        if self.backends.len() >= self.opts.max_backends {
+            return NONE;
+        }
+        let Some(s) = self.services.get_mut(service as usize) else {
+            return NONE;
+        };
+        let id = self.backends.len() as u32;
+        let previous = s.last_backend;
+        s.last_backend = id;
+        if s.first_backend == NONE {
+            s.first_backend = id;
+        }
+        s.backend_count += 1;
+        if let Some(b) = self.backends.get_mut(previous as usize) {
+            b.next = id;
+        }
+        self.backends.push(Backend {
+            service,
+            next: NONE,
+            dns: 0,
+            conns: 0,
+            expires: 0,
+            last_response: 0,
+            stale_conns: 0,
+            port: 0,
+            srv_priority: 0,
+            srv_weight: 0,
+            srv_ports: [0; INLINE_SRV_PORTS],
+            srv_port_count: 0,
+            addr,
+        });
+        id
     }
 
     fn add_srv_port(&mut self, id: u32, port: u16) {
@@ -768,6 +865,14 @@ impl Aggregator {
         }
     }
 
+    /// The backend `client` is bound to at `addr`.
+    #[inline]
+    fn binding(&self, pair: u64, client: &Addr, addr: &Addr) -> Option<u32> {
+        self.bindings
+            .get(pair, |b| b.client == *client && b.addr == *addr)
+            .map(|b| b.backend)
+    }
+
     /// Default mode: a SYN (ACK, RST, FIN clear) to a bound address. Only
     /// SYNs to bound addresses are remembered for retransmission checks: a
     /// retransmitted SYN nobody could attribute is simply unattributed again.
@@ -775,23 +880,27 @@ impl Aggregator {
         if t.flags & (SYN | ACK | RST | FIN) != SYN {
             return;
         }
-        let Some(&backend) = self.bindings.get(&(t.src, t.dst)) else {
+        let Some(backend) = self.binding(t.forward, &t.src, &t.dst) else {
             self.tally.syns_unattributed += 1;
             return;
         };
-        self.recent_syns.advance(t.ts);
-        let key = fingerprint(&FourTuple::directed(t));
-        let secs = (t.ts / SECOND) as u32;
-        if let Some(&(isn, seen)) = self.recent_syns.get(key)
-            && isn == t.seq
-            && u64::from(secs.saturating_sub(seen)) <= SYN_RETRANSMIT_WINDOW / SECOND
-        {
+        if self.retransmitted(t) {
             self.tally.syns_retransmitted += 1;
             return;
         }
-        self.tally.syn_table_evicted += self.recent_syns.insert(key, (t.seq, secs));
         self.count_connection(backend, t.dst_port, t.ts);
         self.tally.syns_counted += 1;
+    }
+
+    /// Whether this SYN repeats one (same 4-tuple and ISN) seen within the
+    /// retransmission window; if not, it is remembered.
+    fn retransmitted(&mut self, t: &TcpEvent) -> bool {
+        let secs = t.ts / SECOND;
+        if self.recent_syns.seen_recently(t.syn_key, secs) {
+            return true;
+        }
+        self.tally.syn_table_evicted += self.recent_syns.insert(t.syn_key, secs);
+        false
     }
 
     /// `-a`: the first segment of a connection seen while its client is
@@ -800,21 +909,23 @@ impl Aggregator {
         self.sweep_connections(t.ts);
         let is_syn = t.flags & (SYN | ACK | RST | FIN) == SYN;
         let closing = t.flags & (FIN | RST) != 0;
-        let key = fingerprint(&FourTuple::canonical(t));
+        let key = t.connection;
         let secs = (t.ts / SECOND) as u32;
-        let window = (SYN_RETRANSMIT_WINDOW / SECOND) as u32;
         let attribution = self.attribute(t);
-        if let Some(c) = self.connections.get_mut(&key) {
+        if let Some(c) = self.connections.get_mut(key, |_| true) {
             c.last_secs = secs;
             if is_syn {
-                if c.flags & HAS_ISN != 0 && c.isn == t.seq && secs.saturating_sub(c.syn_secs) <= window {
+                if c.flags & HAS_ISN != 0
+                    && c.isn == t.seq
+                    && secs.saturating_sub(c.syn_secs) <= SYN_WINDOW_SECS
+                {
                     self.tally.syns_retransmitted += 1;
                     return;
                 }
                 if c.flags & CLOSED != 0 {
                     // A new connection on the 4-tuple of a closed one.
                     *c = Connection {
-                        client: c.client,
+                        client_slot: c.client_slot,
                         isn: t.seq,
                         syn_secs: secs,
                         last_secs: secs,
@@ -841,26 +952,18 @@ impl Aggregator {
         let Some((backend, port)) = attribution else {
             return;
         };
-        let client = self
+        let client_slot = self
             .backends
             .get(backend as usize)
             .and_then(|b| self.services.get(b.service as usize))
-            .map_or(t.src, |s| s.client);
-        if is_syn {
-            // Untracked SYNs are remembered here, so that a retransmission
-            // is not a new connection even when the table is full.
-            let syn_key = fingerprint(&FourTuple::directed(t));
-            self.recent_syns.advance(t.ts);
-            if let Some(&(isn, seen)) = self.recent_syns.get(syn_key)
-                && isn == t.seq
-                && secs.saturating_sub(seen) <= window
-            {
-                self.tally.syns_retransmitted += 1;
-                return;
-            }
-            self.tally.syn_table_evicted += self.recent_syns.insert(syn_key, (t.seq, secs));
+            .map_or(NONE, |s| s.client_slot);
+        // Untracked SYNs are remembered here, so that a retransmission is
+        // not a new connection even when the table is full.
+        if is_syn && self.retransmitted(t) {
+            self.tally.syns_retransmitted += 1;
+            return;
         }
-        let tracked = self.room_for_connection(client, t.ts);
+        let tracked = self.room_for_connection(client_slot, t.ts);
         if !tracked && !is_syn {
             // With no room to follow it, a first-seen mid-stream segment
             // cannot be told from a later segment of a connection already
@@ -874,14 +977,14 @@ impl Aggregator {
             self.tally.conns_evicted += 1;
             return;
         }
-        if let Some(u) = self.usage.get_mut(&client) {
+        if let Some(u) = self.usage.get_mut(client_slot as usize) {
             u.connections += 1;
         }
         let flags = COUNTED | if is_syn { HAS_ISN } else { 0 } | if closing { CLOSED } else { 0 };
-        self.connections.insert(
+        self.connections.insert_new(
             key,
             Connection {
-                client,
+                client_slot,
                 isn: t.seq,
                 syn_secs: secs,
                 last_secs: secs,
@@ -890,36 +993,36 @@ impl Aggregator {
         );
     }
 
-    /// Whether one more connection of `client` may be followed: within the
-    /// global table (swept at most once a second of capture time when full,
-    /// so that a flood cannot make every segment scan it) and the client's
-    /// quota.
-    fn room_for_connection(&mut self, client: Addr, ts: u64) -> bool {
+    /// Whether one more connection of the client may be followed: within
+    /// the global table (swept at most once a second of capture time when
+    /// full, so that a flood cannot make every segment scan it) and the
+    /// client's quota.
+    fn room_for_connection(&mut self, client_slot: u32, ts: u64) -> bool {
         if self.connections.len() >= self.opts.max_connections && ts >= self.next_full_sweep {
             self.next_full_sweep = ts.saturating_add(SECOND);
             let now = (ts / SECOND) as u32;
             let idle = (self.opts.idle_timeout / SECOND) as u32;
             let before = self.connections.len();
             let usage = &mut self.usage;
-            self.connections.retain(|_, c| {
+            self.connections.retain(|c| {
                 let keep = c.flags & CLOSED == 0 && now.saturating_sub(c.last_secs) <= idle;
-                if !keep && let Some(u) = usage.get_mut(&c.client) {
+                if !keep && let Some(u) = usage.get_mut(c.client_slot as usize) {
                     u.connections = u.connections.saturating_sub(1);
                 }
                 keep
             });
             self.tally.conns_expired += (before - self.connections.len()) as u64;
         }
-        let used = self.usage.entry(client).or_default().connections;
+        let used = self.usage.get(client_slot as usize).map_or(0, |u| u.connections);
         self.connections.len() < self.opts.max_connections && used < self.opts.max_connections_per_client
     }
 
     /// The backend and port of a segment in either direction.
     fn attribute(&self, t: &TcpEvent) -> Option<(u32, u16)> {
-        if let Some(&b) = self.bindings.get(&(t.src, t.dst)) {
+        if let Some(b) = self.binding(t.forward, &t.src, &t.dst) {
             return Some((b, t.dst_port));
         }
-        self.bindings.get(&(t.dst, t.src)).map(|&b| (b, t.src_port))
+        self.binding(t.reverse, &t.dst, &t.src).map(|b| (b, t.src_port))
     }
 
     fn sweep_connections(&mut self, now: u64) {
@@ -931,12 +1034,12 @@ impl Aggregator {
         let secs = (now / SECOND) as u32;
         let before = self.connections.len();
         let usage = &mut self.usage;
-        self.connections.retain(|_, c| {
+        self.connections.retain(|c| {
             // A closed connection is kept only long enough to recognise its
             // last ACK or a retransmitted FIN.
             let limit = if c.flags & CLOSED != 0 { linger } else { idle };
             let keep = secs.saturating_sub(c.last_secs) <= limit;
-            if !keep && let Some(u) = usage.get_mut(&c.client) {
+            if !keep && let Some(u) = usage.get_mut(c.client_slot as usize) {
                 u.connections = u.connections.saturating_sub(1);
             }
             keep
@@ -949,75 +1052,6 @@ impl Aggregator {
     pub fn reported(&self, s: &Service) -> bool {
         s.kind == Kind::Srv || s.backend_count >= 2 || self.opts.all_names
     }
-}
-
-/// Services with more backends than this get a hash index of them; smaller
-/// ones are scanned (their backends are usually adjacent in memory).
-const SCAN_BACKENDS: u32 = 8;
-
-/// The backend of `service` at `addr`, created if new.
-fn backend_of(
-    backends: &mut Vec<Backend>,
-    services: &mut [Service],
-    index: &mut Map<(u32, Addr), u32>,
-    service: u32,
-    addr: Addr,
-    max: usize,
-) -> u32 {
-    let Some(s) = services.get_mut(service as usize) else {
-        return NONE;
-    };
-    if s.backend_count <= SCAN_BACKENDS {
-        let found = BackendsOf {
-            backends,
-            next: s.first_backend,
-        }
-        .find(|(_, b)| b.addr == addr);
-        if let Some((id, _)) = found {
-            return id;
-        }
-    } else if let Some(&id) = index.get(&(service, addr)) {
-        return id;
-    }
-    if backends.len() >= max {
-        return NONE;
-    }
-    let id = backends.len() as u32;
-    backends.push(Backend {
-        service,
-        addr,
-        dns: 0,
-        next: NONE,
-        srv_ports: [0; INLINE_SRV_PORTS],
-        srv_port_count: 0,
-        srv_priority: 0,
-        srv_weight: 0,
-        last_response: 0,
-        latest_ts: 0,
-        latest_ttl: 0,
-    });
-    let previous = s.last_backend;
-    s.last_backend = id;
-    if s.first_backend == NONE {
-        s.first_backend = id;
-    }
-    s.backend_count += 1;
-    if let Some(b) = backends.get_mut(previous as usize) {
-        b.next = id;
-    }
-    if s.backend_count > SCAN_BACKENDS {
-        if s.backend_count == SCAN_BACKENDS + 1 {
-            // Crossing the threshold: index the ones scanned so far.
-            let mut next = s.first_backend;
-            while let Some(b) = backends.get(next as usize) {
-                index.insert((service, b.addr), next);
-                next = b.next;
-            }
-        } else {
-            index.insert((service, addr), id);
-        }
-    }
-    id
 }
 
 /// Iterates over one service's backends.
@@ -1035,6 +1069,11 @@ impl<'a> Iterator for BackendsOf<'a> {
         self.next = b.next;
         Some((id, b))
     }
+}
+
+/// When a TTL that starts at `ts` runs out (0 seconds without one).
+fn expiry(ts: u64, ttl: Option<u32>) -> u64 {
+    ts.saturating_add(u64::from(ttl.unwrap_or(0)) * SECOND)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -6,14 +6,18 @@
 
 use crate::addr::Addr;
 use crate::event::{
-    DnsEvent, Event, EventBatch, FragmentEvent, Record, RecordData, Section, Span, TcpDataEvent, TcpEvent,
+    DnsEvent, Event, EventBatch, Found, FragmentEvent, Record, RecordData, Section, Span, Srv, TcpDataEvent,
+    TcpEvent,
 };
+use crate::table;
 use crate::wire::dns::{self, DnsError, DnsMessage};
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ip::{self, IpPacket, PROTO_TCP, PROTO_UDP};
 use crate::wire::{WireError, tcp, udp};
 
 const DNS_PORT: u16 = 53;
+/// At most this many CNAME links are followed from the asked name.
+pub const MAX_CNAME_LINKS: usize = 16;
 
 /// The link layer a record starts with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -114,22 +118,16 @@ impl Dissector {
                     truncated |= t.truncated;
                     out.counters.tcp_segments += 1;
                     let pure_syn = t.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN) == tcp::SYN;
-                    let segment = TcpEvent {
-                        ts,
-                        src: p.src,
-                        dst: p.dst,
-                        src_port: t.src_port,
-                        dst_port: t.dst_port,
-                        seq: t.seq,
-                        flags: t.flags,
-                    };
+                    let dns = (t.src_port == DNS_PORT || t.dst_port == DNS_PORT)
+                        && (t.flags & (tcp::SYN | tcp::FIN | tcp::RST) != 0 || !t.payload.is_empty());
+                    if !(self.all_segments || pure_syn || dns) {
+                        return self.done(truncated, out);
+                    }
+                    let segment = tcp_event(ts, p, &t, self.all_segments);
                     if self.all_segments || pure_syn {
                         out.events.push(Event::Tcp(segment));
                     }
-                    let control = t.flags & (tcp::SYN | tcp::FIN | tcp::RST) != 0;
-                    if (t.src_port == DNS_PORT || t.dst_port == DNS_PORT)
-                        && (control || !t.payload.is_empty())
-                    {
+                    if dns {
                         // DNS over TCP is reassembled by the aggregator.
                         let payload = out.push_payload(t.payload);
                         out.events.push(Event::TcpData(TcpDataEvent {
@@ -144,6 +142,10 @@ impl Dissector {
             },
             _ => {}
         }
+        self.done(truncated, out);
+    }
+
+    fn done(&self, truncated: bool, out: &mut EventBatch) {
         if truncated {
             out.counters.truncated += 1;
         }
@@ -152,19 +154,10 @@ impl Dissector {
     #[allow(clippy::too_many_arguments)]
     fn dns(&self, ts: u64, src: Addr, dst: Addr, sport: u16, dport: u16, bytes: &[u8], out: &mut EventBatch) {
         out.counters.dns_messages += 1;
-        let names_mark = out.names.len();
-        let records_mark = out.records.len();
         match dns_event(ts, src, dst, sport, dport, bytes, out) {
             Ok(Some(ev)) => out.events.push(ev),
-            Ok(None) => {
-                out.names.truncate(names_mark);
-                out.counters.dns_ignored += 1;
-            }
-            Err(_) => {
-                out.names.truncate(names_mark);
-                out.records.truncate(records_mark);
-                out.counters.dns_malformed += 1;
-            }
+            Ok(None) => out.counters.dns_ignored += 1,
+            Err(_) => out.counters.dns_malformed += 1,
         }
     }
 }
@@ -216,8 +209,40 @@ pub fn link_payload(link: Link, data: &[u8]) -> Result<Option<&[u8]>, WireError>
     }
 }
 
-/// One DNS message as a query or response event (names and records
-/// written into `out`); `Ok(None)` for a message connbal does not follow.
+/// A TCP segment as an event, with the hashes the aggregator will need.
+fn tcp_event(ts: u64, p: &IpPacket<'_>, t: &tcp::TcpSegment<'_>, all_segments: bool) -> TcpEvent {
+    let is_syn = t.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN) == tcp::SYN;
+    TcpEvent {
+        ts,
+        src: p.src,
+        dst: p.dst,
+        src_port: t.src_port,
+        dst_port: t.dst_port,
+        seq: t.seq,
+        flags: t.flags,
+        forward: table::pair_hash(&p.src, &p.dst),
+        reverse: if all_segments {
+            table::pair_hash(&p.dst, &p.src)
+        } else {
+            0
+        },
+        syn_key: if is_syn {
+            table::syn_key(&p.src, &p.dst, t.src_port, t.dst_port, t.seq)
+        } else {
+            0
+        },
+        connection: if all_segments {
+            table::connection_key(&p.src, &p.dst, t.src_port, t.dst_port)
+        } else {
+            0
+        },
+    }
+}
+
+/// One DNS message as a query or a digested response event (names and
+/// backends written into `out`); `Ok(None)` for a message connbal does not
+/// follow, and then nothing is left in `out`. After a response, the
+/// scratch `out.records` holds its records as parsed (tests read them).
 pub fn dns_event(
     ts: u64,
     src: Addr,
@@ -227,6 +252,27 @@ pub fn dns_event(
     bytes: &[u8],
     out: &mut EventBatch,
 ) -> Result<Option<Event>, DnsError> {
+    let names_mark = out.names.len();
+    let backends_mark = out.backends.len();
+    let result = message_event(ts, src, dst, sport, dport, bytes, out);
+    if !matches!(result, Ok(Some(_))) {
+        out.names.truncate(names_mark);
+        out.backends.truncate(backends_mark);
+        out.records.clear();
+    }
+    result
+}
+
+fn message_event(
+    ts: u64,
+    src: Addr,
+    dst: Addr,
+    sport: u16,
+    dport: u16,
+    bytes: &[u8],
+    out: &mut EventBatch,
+) -> Result<Option<Event>, DnsError> {
+    out.records.clear();
     let msg = DnsMessage::parse(bytes)?;
     if msg.opcode() != dns::OPCODE_QUERY || msg.qdcount != 1 {
         return Ok(None);
@@ -244,29 +290,57 @@ pub fn dns_event(
     } else {
         (src, dst, sport)
     };
-    let qname_hash = crate::table::name_hash(out.name(qname));
+    let qname_hash = table::name_hash(out.name(qname));
     let mut ev = DnsEvent {
-        qname_hash,
         ts,
         client,
-        server,
-        client_port,
-        id: msg.id,
         qtype: q.qtype,
         qname,
-        records: (0, 0),
+        qname_hash,
+        key: table::query_key(&client, &server, client_port, msg.id),
+        service: 0,
+        backends: (0, 0),
+        ttl: None,
     };
     if !response {
         return Ok(Some(Event::Query(ev)));
     }
-    let first = out.records.len();
+    read_records(&msg, q.end, qname, out)?;
+    ev.service = table::service_hash(&client, qname_hash);
+    let first = out.backends.len() as u32;
+    let mut digest = Digest {
+        client,
+        service: ev.service,
+        chain: [Span::default(); 1 + MAX_CNAME_LINKS],
+        chain_len: 0,
+        ttl: None,
+    };
+    digest.build_chain(qname, out);
+    if q.qtype == dns::TYPE_SRV {
+        digest.srv(out);
+    } else {
+        digest.addresses(out);
+    }
+    ev.backends = (first, out.backends.len() as u32);
+    ev.ttl = digest.ttl;
+    Ok(Some(Event::Response(ev)))
+}
+
+/// The answer and additional records of a response into `out.records`
+/// (authority records are skipped; so are types connbal does not use).
+fn read_records(
+    msg: &DnsMessage<'_>,
+    question_end: usize,
+    qname: Span,
+    out: &mut EventBatch,
+) -> Result<(), DnsError> {
     let answers = usize::from(msg.ancount);
     let authority_end = answers + usize::from(msg.nscount);
     let total = authority_end + usize::from(msg.arcount);
     let buf = msg.bytes();
     let mut memo = NameMemo::default();
-    memo.note(HEADER_LEN, q.end - 4, qname);
-    let mut pos = q.end;
+    memo.note(HEADER_LEN, question_end - 4, qname);
+    let mut pos = question_end;
     for i in 0..total {
         let (rec, next) = dns::record_at(buf, pos)?;
         pos = next;
@@ -293,9 +367,11 @@ pub fn dns_event(
                 let target = memo.read_rdata_name(buf, at, rec.rdata_end, out)?;
                 RecordData::Srv {
                     target,
-                    port,
-                    priority,
-                    weight,
+                    srv: Srv {
+                        port,
+                        priority,
+                        weight,
+                    },
                 }
             }
             _ => continue,
@@ -308,8 +384,150 @@ pub fn dns_event(
             data,
         });
     }
-    ev.records = (first as u32, out.records.len() as u32);
-    Ok(Some(Event::Response(ev)))
+    Ok(())
+}
+
+/// A response reduced to what it gives the client (SPEC §4).
+struct Digest {
+    client: Addr,
+    /// The response's [`table::service_hash`].
+    service: u64,
+    /// The asked name and the CNAME targets reached from it.
+    chain: [Span; 1 + MAX_CNAME_LINKS],
+    chain_len: usize,
+    ttl: Option<u32>,
+}
+
+impl Digest {
+    fn backend(&self, addr: Addr, srv: Option<Srv>) -> Found {
+        Found::Backend {
+            addr,
+            pair: table::pair_hash(&self.client, &addr),
+            key: table::backend_hash(self.service, &addr),
+            srv,
+        }
+    }
+
+    fn lower(&mut self, ttl: u32) {
+        self.ttl = Some(self.ttl.map_or(ttl, |t| t.min(ttl)));
+    }
+
+    fn chain(&self) -> &[Span] {
+        self.chain.get(..self.chain_len).unwrap_or(&[])
+    }
+
+    fn has(&self, names: &EventBatch, name: Span) -> bool {
+        // Owner names that were compression pointers share the question's
+        // span: equal without comparing bytes.
+        let bytes = names.name(name);
+        self.chain()
+            .iter()
+            .any(|&s| s == name || (s.len == name.len && names.name(s) == bytes))
+    }
+
+    /// The chain: the asked name plus every CNAME target reached from a
+    /// chain name by the answer's CNAME records, in any order, at most
+    /// [`MAX_CNAME_LINKS`] links.
+    fn build_chain(&mut self, qname: Span, out: &EventBatch) {
+        self.chain[0] = qname;
+        self.chain_len = 1;
+        let mut grew = true;
+        while grew && self.chain_len <= MAX_CNAME_LINKS {
+            grew = false;
+            for rec in &out.records {
+                let (Section::Answer, RecordData::Cname(target)) = (rec.section, rec.data) else {
+                    continue;
+                };
+                if self.chain_len > MAX_CNAME_LINKS {
+                    break;
+                }
+                if self.has(out, rec.owner)
+                    && !self.has(out, target)
+                    && let Some(slot) = self.chain.get_mut(self.chain_len)
+                {
+                    *slot = target;
+                    self.chain_len += 1;
+                    grew = true;
+                }
+            }
+        }
+    }
+
+    /// An A/AAAA response: the chain's addresses; the TTL is the smallest
+    /// of the chain's answer records.
+    fn addresses(&mut self, out: &mut EventBatch) {
+        for i in 0..out.records.len() {
+            let Some(&rec) = out.records.get(i) else { break };
+            if rec.section != Section::Answer || !self.has(out, rec.owner) {
+                continue;
+            }
+            self.lower(rec.ttl);
+            if let RecordData::Addr(addr) = rec.data {
+                out.backends.push(self.backend(addr, None));
+            }
+        }
+    }
+
+    /// An SRV response: the chain's SRV records give targets; each address
+    /// record of a target (answer or additional) is a backend with that
+    /// target's port; the targets with none follow, to be remembered. The
+    /// TTL is the smallest of the chain's SRV and CNAME records and the
+    /// targets' address records.
+    fn srv(&mut self, out: &mut EventBatch) {
+        let mut targets = 0;
+        for rec in &out.records {
+            if rec.section != Section::Answer || !self.has(out, rec.owner) {
+                continue;
+            }
+            match rec.data {
+                RecordData::Srv { .. } => {
+                    self.lower(rec.ttl);
+                    targets += 1;
+                }
+                RecordData::Cname(_) => self.lower(rec.ttl),
+                RecordData::Addr(_) => {}
+            }
+        }
+        if targets == 0 {
+            return;
+        }
+        // First every target's addresses, in target order; then the
+        // targets that had none.
+        for unresolved_pass in [false, true] {
+            for i in 0..out.records.len() {
+                let Some(&rec) = out.records.get(i) else { break };
+                let RecordData::Srv { target, srv } = rec.data else {
+                    continue;
+                };
+                if rec.section != Section::Answer || !self.has(out, rec.owner) {
+                    continue;
+                }
+                let mut any = false;
+                for j in 0..out.records.len() {
+                    let Some(&a) = out.records.get(j) else { break };
+                    let RecordData::Addr(addr) = a.data else {
+                        continue;
+                    };
+                    if a.owner != target && out.name(a.owner) != out.name(target) {
+                        continue;
+                    }
+                    any = true;
+                    if !unresolved_pass {
+                        self.lower(a.ttl);
+                        out.backends.push(self.backend(addr, Some(srv)));
+                    }
+                }
+                if unresolved_pass && !any {
+                    let hash = table::name_hash(out.name(target));
+                    out.backends.push(Found::Target {
+                        name: target,
+                        hash,
+                        srv,
+                    });
+                }
+            }
+        }
+    }
 }
 
 const HEADER_LEN: usize = 12;

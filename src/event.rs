@@ -1,8 +1,15 @@
 //! The compact events that parser workers hand to the aggregator.
 //!
-//! A batch owns three recycled vectors: the events, the DNS records they
-//! refer to, and one arena holding every name of the batch in report form.
-//! Nothing in a batch allocates per packet once the vectors have grown.
+//! The workers do all the work that needs no capture-order state: they
+//! hash every key the aggregator will look up ([`crate::table`]), and they
+//! digest a DNS response down to what it gives the client (the addresses
+//! of the asked name's CNAME chain, or an SRV name's targets, and the TTL).
+//! The aggregator is left with table lookups and counters.
+//!
+//! A batch owns a few recycled vectors: the events, the backends of its
+//! DNS responses, one arena holding every name in folded wire form, and
+//! the bytes still to be reassembled. Nothing in a batch allocates per
+//! packet once the vectors have grown.
 
 use crate::addr::Addr;
 use crate::stats::Counters;
@@ -23,21 +30,61 @@ pub struct TcpEvent {
     pub dst_port: u16,
     pub seq: u32,
     pub flags: u8,
+    /// [`crate::table::pair_hash`] of (src, dst): the source's binding to
+    /// the destination.
+    pub forward: u64,
+    /// Of (dst, src), for a segment from a backend to its client (`-a`
+    /// only; 0 otherwise).
+    pub reverse: u64,
+    /// [`crate::table::syn_key`] of this segment (SYNs only; 0 otherwise).
+    pub syn_key: u64,
+    /// [`crate::table::connection_key`] (`-a` only; 0 otherwise).
+    pub connection: u64,
 }
 
+/// A DNS query or a digested response.
 #[derive(Clone, Copy, Debug)]
 pub struct DnsEvent {
     pub ts: u64,
     pub client: Addr,
-    pub server: Addr,
-    pub client_port: u16,
-    pub id: u16,
     pub qtype: u16,
+    /// The question name, in folded wire form in the batch's arena.
     pub qname: Span,
     /// [`crate::table::name_hash`] of the question name.
     pub qname_hash: u64,
-    /// The records of a response, as a range of the batch's `records`.
-    pub records: (u32, u32),
+    /// [`crate::table::query_key`]: (client, server, client port, id).
+    pub key: u64,
+    /// [`crate::table::service_hash`] of (client, question name).
+    pub service: u64,
+    /// A response's backends, as a range of the batch's `backends`.
+    pub backends: (u32, u32),
+    /// A response's TTL: the smallest among the records it was read from.
+    pub ttl: Option<u32>,
+}
+
+/// What an SRV record says of its target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Srv {
+    pub port: u16,
+    pub priority: u16,
+    pub weight: u16,
+}
+
+/// One thing a response gives its client, in the order the records came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// An address: of the asked name (A/AAAA), or of an SRV target with
+    /// that target's SRV record.
+    Backend {
+        addr: Addr,
+        /// [`crate::table::pair_hash`] of (client, addr).
+        pair: u64,
+        /// [`crate::table::backend_hash`] of (the response's service, addr).
+        key: u64,
+        srv: Option<Srv>,
+    },
+    /// An SRV target the response gave no address for.
+    Target { name: Span, hash: u64, srv: Srv },
 }
 
 /// A TCP segment to or from port 53: DNS over TCP, reassembled in order.
@@ -94,14 +141,10 @@ pub enum Section {
 pub enum RecordData {
     Addr(Addr),
     Cname(Span),
-    Srv {
-        target: Span,
-        port: u16,
-        priority: u16,
-        weight: u16,
-    },
+    Srv { target: Span, srv: Srv },
 }
 
+/// One resource record of a response, as parsed (before the digest).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record {
     pub owner: Span,
@@ -117,19 +160,22 @@ pub struct EventBatch {
     /// Byte offset in the input just past this batch's records.
     pub end_offset: u64,
     pub events: Vec<Event>,
-    pub records: Vec<Record>,
+    pub backends: Vec<Found>,
     pub names: Vec<u8>,
     /// Bytes to reassemble (DNS over TCP, UDP fragments).
     pub payload: Vec<u8>,
     pub counters: Counters,
+    /// The records of the message being digested (worker scratch).
+    pub records: Vec<Record>,
 }
 
 impl EventBatch {
     pub fn clear(&mut self) {
         self.events.clear();
-        self.records.clear();
+        self.backends.clear();
         self.names.clear();
         self.payload.clear();
+        self.records.clear();
         self.counters = Counters::default();
     }
 
@@ -152,9 +198,9 @@ impl EventBatch {
         self.payload.get(start..start + span.len as usize).unwrap_or(&[])
     }
 
-    pub fn records_of(&self, ev: &DnsEvent) -> &[Record] {
-        self.records
-            .get(ev.records.0 as usize..ev.records.1 as usize)
+    pub fn backends_of(&self, ev: &DnsEvent) -> &[Found] {
+        self.backends
+            .get(ev.backends.0 as usize..ev.backends.1 as usize)
             .unwrap_or(&[])
     }
 }

@@ -22,7 +22,7 @@ use crate::aggregate::{self, Aggregator};
 use crate::capture::{Frame, Framer};
 use crate::cli::OutputFormat;
 use crate::dissect::{self, Dissector, Link};
-use crate::event::{Event, EventBatch, RecordData, Span};
+use crate::event::{Event, EventBatch, Found, RecordData, Span};
 use crate::report::{self, Style};
 use crate::source::{Ending, Source, Spares};
 use crate::wire::dns::presentation;
@@ -146,11 +146,16 @@ fn check_batch(batch: &EventBatch) {
         match ev {
             Event::Query(d) | Event::Response(d) => {
                 name_ok(d.qname);
-                assert!(d.records.0 <= d.records.1 && d.records.1 as usize <= batch.records.len());
+                assert!(d.backends.0 <= d.backends.1 && d.backends.1 as usize <= batch.backends.len());
             }
             Event::TcpData(t) => assert!(span_ok(t.payload, &batch.payload)),
             Event::Fragment(f) => assert!(span_ok(f.payload, &batch.payload)),
             Event::Tcp(_) => {}
+        }
+    }
+    for found in &batch.backends {
+        if let Found::Target { name, .. } = found {
+            name_ok(*name);
         }
     }
     for rec in &batch.records {

@@ -1,6 +1,6 @@
-//! Names are stored once and referred to by a small id. Lookups take the
-//! name's hash precomputed by the parser workers ([`crate::table::name_hash`]),
-//! so the aggregator never hashes a name twice.
+//! Names are stored once, in one arena, and referred to by a small id.
+//! Lookups take the name's hash precomputed by the parser workers
+//! ([`crate::table::name_hash`]), so the aggregator never hashes a name.
 
 use std::collections::HashMap;
 
@@ -16,8 +16,10 @@ pub struct NameId(pub u32);
 #[derive(Default)]
 pub struct Interner {
     table: HashTable<u32>,
-    names: Vec<Box<[u8]>>,
-    hashes: Vec<u64>,
+    /// Every name's bytes, one after another.
+    bytes: Vec<u8>,
+    /// Per id: (start in `bytes`, length, hash).
+    entries: Vec<(u32, u32, u64)>,
 }
 
 impl Interner {
@@ -27,51 +29,45 @@ impl Interner {
 
     /// Interns `name`, whose [`name_hash`] is `hash`.
     pub fn intern_hashed(&mut self, name: &[u8], hash: u64) -> NameId {
-        let names = &self.names;
-        if let Some(&id) = self
-            .table
-            .find(hash, |&id| names.get(id as usize).is_some_and(|n| **n == *name))
-        {
-            return NameId(id);
+        if let Some(id) = self.get_hashed(name, hash) {
+            return id;
         }
-        let id = self.names.len() as u32;
-        self.names.push(name.into());
-        self.hashes.push(hash);
-        let hashes = &self.hashes;
+        let id = self.entries.len() as u32;
+        self.entries
+            .push((self.bytes.len() as u32, name.len() as u32, hash));
+        self.bytes.extend_from_slice(name);
+        let entries = &self.entries;
         self.table
-            .insert_unique(hash, id, |&i| hashes.get(i as usize).copied().unwrap_or(0));
+            .insert_unique(hash, id, |&i| entries.get(i as usize).map_or(0, |&(_, _, h)| h));
         NameId(id)
     }
 
     /// The id of a name already seen (whose hash is `hash`), without
     /// storing a new one.
     pub fn get_hashed(&self, name: &[u8], hash: u64) -> Option<NameId> {
-        let names = &self.names;
         self.table
-            .find(hash, |&id| names.get(id as usize).is_some_and(|n| **n == *name))
+            .find(hash, |&id| self.name(NameId(id)) == name)
             .map(|&id| NameId(id))
     }
 
     /// The id of a name already seen, without storing a new one.
     pub fn get(&self, name: &[u8]) -> Option<NameId> {
-        let names = &self.names;
-        self.table
-            .find(name_hash(name), |&id| {
-                names.get(id as usize).is_some_and(|n| **n == *name)
-            })
-            .map(|&id| NameId(id))
+        self.get_hashed(name, name_hash(name))
     }
 
     pub fn name(&self, id: NameId) -> &[u8] {
-        self.names.get(id.0 as usize).map_or(&[], |n| n)
+        self.entries
+            .get(id.0 as usize)
+            .and_then(|&(start, len, _)| self.bytes.get(start as usize..(start + len) as usize))
+            .unwrap_or(&[])
     }
 
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -96,5 +92,6 @@ mod tests {
             assert_eq!(i.name(id), name.as_bytes());
         }
         assert_eq!(i.get(b"a.example."), Some(a));
+        assert_eq!(i.name(NameId(99_999)), b"");
     }
 }

@@ -31,9 +31,11 @@ pub struct PortsByBackend {
 impl PortsByBackend {
     pub fn new(agg: &Aggregator) -> Self {
         let mut start = vec![0u32; agg.backends.len() + 1];
-        for &(backend, _) in agg.conns.keys() {
+        let mut total = 0;
+        for (backend, _, _) in agg.connection_counts() {
             if let Some(s) = start.get_mut(backend as usize + 1) {
                 *s += 1;
+                total += 1;
             }
         }
         for i in 1..start.len() {
@@ -43,8 +45,8 @@ impl PortsByBackend {
             }
         }
         let mut fill = start.clone();
-        let mut entries = vec![(0u16, 0u32); agg.conns.len()];
-        for (&(backend, port), &n) in &agg.conns {
+        let mut entries = vec![(0u16, 0u32); total];
+        for (backend, port, n) in agg.connection_counts() {
             if let Some(f) = fill.get_mut(backend as usize)
                 && let Some(slot) = entries.get_mut(*f as usize)
             {
@@ -79,6 +81,15 @@ impl PortsByBackend {
             .and_then(|i| v.get(i))
             .map_or(0, |&(_, n)| u64::from(n))
     }
+}
+
+/// A service's connections, and how many of them were stale (made after
+/// the TTL of the latest answer containing their backend had run out).
+pub fn service_conns(agg: &Aggregator, ports: &PortsByBackend, service: &Service) -> (u64, u64) {
+    agg.backends_of(service).fold((0, 0), |(conns, stale), (id, b)| {
+        let n: u64 = ports.of(id).iter().map(|&(_, n)| u64::from(n)).sum();
+        (conns + n, stale + u64::from(b.stale_conns))
+    })
 }
 
 /// Every reported row, sorted by client, name, backend, port (SPEC §6).

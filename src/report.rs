@@ -70,15 +70,16 @@ pub fn services(agg: &Aggregator) -> Vec<ServiceReport> {
                 .first()
                 .map_or_else(|| output::name_of(agg, s), |r| Rc::clone(&r.name));
             let balance = balance_of(agg, s, &rows);
+            let (conns, stale_conns) = output::service_conns(agg, &ports, s);
             ServiceReport {
                 client: s.client,
                 name,
                 kind: s.kind,
                 lookups: s.lookups,
                 ttl_min: s.ttl_min,
-                conns: s.conns,
+                conns,
                 early_relookups: s.early_relookups,
-                stale_conns: s.stale_conns,
+                stale_conns,
                 rows,
                 balance,
             }

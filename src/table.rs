@@ -1,14 +1,24 @@
-//! Small building blocks for the aggregator's bounded tables.
+//! The aggregator's hash tables, and the hashes that key them.
 //!
-//! Keys of short-lived tables (pending queries, recent SYNs) are 64-bit
-//! fingerprints made with a hasher keyed at random once per run, so an
-//! attacker cannot aim collisions; two keys share a fingerprint with
-//! probability 2^-64 per pair. Names in DNS events carry such a hash too,
-//! computed by the parser workers, so the aggregator never rehashes them.
+//! Every key is hashed by the parser workers, not by the aggregator: a DNS
+//! event carries the fingerprint of its pending-query key and the hash of
+//! its (client, name) service; a TCP event the hash of its (source,
+//! destination) pair and the fingerprint of its 4-tuple. The one thread
+//! that applies events in capture order only probes tables, and can start
+//! the memory loads of the events ahead of the one it is applying
+//! ([`FpTable::prefetch`]).
+//!
+//! Hashes come from a hasher keyed at random once per run, so an attacker
+//! cannot aim collisions. Short-lived tables (pending queries, recent SYNs,
+//! `-a` connections) are keyed by the 64-bit fingerprint alone: two keys
+//! share one with probability 2^-64 per pair. Long-lived tables (bindings,
+//! services, backends) also compare the addresses of the key, and a name
+//! by its 64-bit hash (as a response is matched to its query).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::Hash;
 use std::sync::OnceLock;
+
+use crate::addr::Addr;
 
 /// The per-run keyed hasher shared by every thread.
 pub fn keyed() -> &'static ahash::RandomState {
@@ -21,52 +31,293 @@ pub fn fingerprint<T: Hash>(value: &T) -> u64 {
     keyed().hash_one(value)
 }
 
-/// The fingerprint of a name in report form.
+/// The fingerprint of a name in folded wire form.
 pub fn name_hash(name: &[u8]) -> u64 {
     keyed().hash_one(name)
 }
 
-/// Passes a fingerprint through unchanged: the key is already a hash.
-#[derive(Default, Clone, Copy)]
-pub struct IdentityHasher(u64);
+/// The hash of a (client, address) pair: the key of the client's binding
+/// to that address.
+pub fn pair_hash(client: &Addr, addr: &Addr) -> u64 {
+    keyed().hash_one((client, addr))
+}
 
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
+/// The hash of a (client, name) service, from the name's [`name_hash`].
+pub fn service_hash(client: &Addr, name_hash: u64) -> u64 {
+    keyed().hash_one((client, name_hash))
+}
 
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) ^ u64::from(b) ^ (self.0 >> 56);
-        }
-    }
+/// The hash of a (service, address) backend, from the service's
+/// [`service_hash`].
+pub fn backend_hash(service_hash: u64, addr: &Addr) -> u64 {
+    keyed().hash_one((service_hash, addr))
+}
 
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+/// The fingerprint of a pending query's key.
+pub fn query_key(client: &Addr, server: &Addr, client_port: u16, id: u16) -> u64 {
+    keyed().hash_one((client, server, client_port, id))
+}
+
+/// The fingerprint of a directed 4-tuple and an initial sequence number.
+pub fn syn_key(src: &Addr, dst: &Addr, src_port: u16, dst_port: u16, isn: u32) -> u64 {
+    keyed().hash_one((src, dst, src_port, dst_port, isn))
+}
+
+/// The fingerprint of a 4-tuple in either direction (`-a` connections).
+pub fn connection_key(src: &Addr, dst: &Addr, src_port: u16, dst_port: u16) -> u64 {
+    if (src, src_port) <= (dst, dst_port) {
+        keyed().hash_one((src, dst, src_port, dst_port))
+    } else {
+        keyed().hash_one((dst, src, dst_port, src_port))
     }
 }
 
-pub type FingerprintMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+/// Starts loading the cache lines of `value` (up to three: enough for the
+/// structs the aggregator keeps).
+#[inline(always)]
+pub fn prefetch<T>(value: &T) {
+    let p: *const u8 = (value as *const T).cast();
+    prefetch_line(p);
+    if size_of::<T>() > 64 {
+        prefetch_line(p.wrapping_add(64));
+    }
+    if size_of::<T>() > 1 {
+        prefetch_line(p.wrapping_add(size_of::<T>() - 1));
+    }
+}
+
+/// Starts loading the cache line at `p`. A hint: it never faults and has
+/// no effect on what the program computes.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch_line<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has (it is in
+    // the baseline target). A prefetch never dereferences its pointer in
+    // the program's semantics: it cannot fault, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The stored form of a hash: 0 marks an empty slot.
+#[inline(always)]
+fn stored(hash: u64) -> u64 {
+    if hash == 0 { 1 } else { hash }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot<V> {
+    hash: u64,
+    value: V,
+}
+
+/// An open-addressing hash table (linear probing, backward-shift deletion)
+/// whose callers supply each key's hash. Values sit beside their hash, so
+/// a lookup usually touches one cache line, and [`FpTable::prefetch`] can
+/// start that load early. Grows by doubling; by default never above 5/8
+/// full.
+#[derive(Clone)]
+pub struct FpTable<V> {
+    slots: Vec<Slot<V>>,
+    mask: usize,
+    len: usize,
+    /// The most it may be filled, in eighths.
+    load: usize,
+}
+
+impl<V: Copy + Default> Default for FpTable<V> {
+    fn default() -> Self {
+        Self::with_load(5)
+    }
+}
+
+impl<V: Copy + Default> FpTable<V> {
+    /// A table filled to at most `eighths`/8 before it grows (denser is
+    /// smaller but probes further).
+    pub fn with_load(eighths: usize) -> Self {
+        FpTable {
+            slots: Vec::new(),
+            mask: 0,
+            len: 0,
+            load: eighths.clamp(1, 7),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slots allocated (for memory accounting in tests).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64) {
+        if let Some(slot) = self.slots.get(stored(hash) as usize & self.mask) {
+            prefetch_line(slot);
+        }
+    }
+
+    /// The slot holding the entry with `hash` for which `eq` holds.
+    #[inline]
+    fn find(&self, hash: u64, mut eq: impl FnMut(&V) -> bool) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let hash = stored(hash);
+        let mut i = hash as usize & self.mask;
+        loop {
+            let slot = self.slots.get(i)?;
+            if slot.hash == 0 {
+                return None;
+            }
+            if slot.hash == hash && eq(&slot.value) {
+                return Some(i);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The value of the first entry stored under `hash` (for prefetching
+    /// what it points to: may be another key's with the same hash).
+    #[inline(always)]
+    pub fn peek(&self, hash: u64) -> Option<&V> {
+        let hash = stored(hash);
+        let slot = self.slots.get(hash as usize & self.mask)?;
+        (slot.hash == hash).then_some(&slot.value)
+    }
+
+    #[inline]
+    pub fn get(&self, hash: u64, eq: impl FnMut(&V) -> bool) -> Option<&V> {
+        let i = self.find(hash, eq)?;
+        self.slots.get(i).map(|s| &s.value)
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, hash: u64, eq: impl FnMut(&V) -> bool) -> Option<&mut V> {
+        let i = self.find(hash, eq)?;
+        self.slots.get_mut(i).map(|s| &mut s.value)
+    }
+
+    /// Adds an entry the caller knows is not in the table.
+    pub fn insert_new(&mut self, hash: u64, value: V) {
+        if (self.len + 1) * 8 > self.slots.len() * self.load {
+            self.grow();
+        }
+        let hash = stored(hash);
+        let mut i = hash as usize & self.mask;
+        while let Some(slot) = self.slots.get_mut(i) {
+            if slot.hash == 0 {
+                *slot = Slot { hash, value };
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
+        self.mask = capacity - 1;
+        self.len = 0;
+        for slot in old.into_iter().filter(|s| s.hash != 0) {
+            self.insert_new(slot.hash, slot.value);
+        }
+    }
+
+    /// Removes the entry with `hash` for which `eq` holds, and returns it.
+    pub fn remove(&mut self, hash: u64, eq: impl FnMut(&V) -> bool) -> Option<V> {
+        let mut hole = self.find(hash, eq)?;
+        let removed = self.slots.get(hole)?.value;
+        // Backward shift: move later entries of the probe run into the hole
+        // when the hole lies between their home slot and where they sit.
+        let mut j = hole;
+        loop {
+            j = (j + 1) & self.mask;
+            let Some(&next) = self.slots.get(j) else { break };
+            if next.hash == 0 {
+                break;
+            }
+            let home = next.hash as usize & self.mask;
+            let distance_now = j.wrapping_sub(home) & self.mask;
+            let distance_hole = hole.wrapping_sub(home) & self.mask;
+            if distance_hole <= distance_now {
+                if let Some(h) = self.slots.get_mut(hole) {
+                    *h = next;
+                }
+                hole = j;
+            }
+        }
+        if let Some(h) = self.slots.get_mut(hole) {
+            *h = Slot::default();
+        }
+        self.len -= 1;
+        Some(removed)
+    }
+
+    /// Keeps only the entries for which `keep` holds (rebuilds the table).
+    pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
+        let capacity = self.slots.len();
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
+        self.len = 0;
+        for mut slot in old.into_iter().filter(|s| s.hash != 0) {
+            if keep(&mut slot.value) {
+                self.insert_new(slot.hash, slot.value);
+            }
+        }
+    }
+
+    /// Empties the table, keeping its memory.
+    pub fn clear(&mut self) {
+        if self.len > 0 {
+            self.slots.fill(Slot::default());
+            self.len = 0;
+        }
+    }
+
+    /// Every (hash, value), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
+        self.slots
+            .iter()
+            .filter(|s| s.hash != 0)
+            .map(|s| (s.hash, &s.value))
+    }
+}
 
 /// A table whose entries live at least `window` and at most twice that
 /// (capture time), with no per-entry bookkeeping: entries go into the
 /// current generation; when the window has passed the previous generation
 /// is dropped whole and the current one becomes the previous. When the two
 /// hold more than `cap` entries, the previous generation (the oldest
-/// entries) is dropped early.
+/// entries) is dropped early. Keyed by fingerprint alone.
 pub struct Generations<V> {
-    current: FingerprintMap<V>,
-    previous: FingerprintMap<V>,
+    current: FpTable<V>,
+    previous: FpTable<V>,
     started: u64,
     window: u64,
     cap: usize,
 }
 
-impl<V> Generations<V> {
+impl<V: Copy + Default> Generations<V> {
     pub fn new(window: u64, cap: usize) -> Self {
+        Self::with_load(window, cap, 5)
+    }
+
+    /// As [`Generations::new`], with tables filled to `eighths`/8.
+    pub fn with_load(window: u64, cap: usize, eighths: usize) -> Self {
         Generations {
-            current: FingerprintMap::default(),
-            previous: FingerprintMap::default(),
+            current: FpTable::with_load(eighths),
+            previous: FpTable::with_load(eighths),
             started: 0,
             window,
             cap: cap.max(2),
@@ -91,27 +342,40 @@ impl<V> Generations<V> {
         dropped
     }
 
+    pub fn prefetch(&self, key: u64) {
+        self.current.prefetch(key);
+        self.previous.prefetch(key);
+    }
+
     pub fn get(&self, key: u64) -> Option<&V> {
-        self.current.get(&key).or_else(|| self.previous.get(&key))
+        self.current
+            .get(key, |_| true)
+            .or_else(|| self.previous.get(key, |_| true))
     }
 
     pub fn remove(&mut self, key: u64) -> Option<V> {
-        self.current.remove(&key).or_else(|| self.previous.remove(&key))
+        self.current
+            .remove(key, |_| true)
+            .or_else(|| self.previous.remove(key, |_| true))
     }
 
     /// Inserts or replaces; returns how many entries were evicted to stay
     /// within the cap (each generation holds at most half of it).
     pub fn insert(&mut self, key: u64, value: V) -> u64 {
         if !self.previous.is_empty() {
-            self.previous.remove(&key);
+            self.previous.remove(key, |_| true);
+        }
+        if let Some(v) = self.current.get_mut(key, |_| true) {
+            *v = value;
+            return 0;
         }
         let mut evicted = 0;
-        if self.current.len() >= self.cap / 2 && !self.current.contains_key(&key) {
+        if self.current.len() >= self.cap / 2 {
             evicted = self.previous.len() as u64;
             self.previous.clear();
             std::mem::swap(&mut self.current, &mut self.previous);
         }
-        self.current.insert(key, value);
+        self.current.insert_new(key, value);
         evicted
     }
 
@@ -124,6 +388,112 @@ impl<V> Generations<V> {
     }
 }
 
+/// Recent SYNs: the fingerprints of (4-tuple, ISN) seen lately, with the
+/// second each was seen. A set-associative cache: the fingerprint's low
+/// bits pick a set of eight slots that fill one cache line, so a lookup
+/// reads exactly one line, which [`SynCache::prefetch`] can start early.
+/// A slot is one `u64`: the fingerprint's upper 40 bits and the second
+/// (mod 2^24, 194 days). With the set's bits, a match compares 40 + log2
+/// of the sets bits of the fingerprint: a false match is under 2^-50 per
+/// lookup. A full set gives way to an entry older than the window, or
+/// else to its oldest entry (an eviction, counted).
+pub struct SynCache {
+    /// Allocated at the first insert.
+    sets: Vec<SynSet>,
+    set_count: usize,
+    window_secs: u64,
+}
+
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct SynSet([u64; 8]);
+
+const SYN_TIME_BITS: u32 = 24;
+const SYN_TIME_MASK: u64 = (1 << SYN_TIME_BITS) - 1;
+
+impl SynCache {
+    /// Room for at least `cap` entries (a power of two of sets); entries
+    /// are recent for `window_secs` (under 2^23 s).
+    pub fn new(cap: usize, window_secs: u64) -> Self {
+        SynCache {
+            sets: Vec::new(),
+            set_count: cap.div_ceil(8).next_power_of_two(),
+            window_secs,
+        }
+    }
+
+    #[inline(always)]
+    fn set_of(&self, key: u64) -> Option<&SynSet> {
+        self.sets.get(key as usize & self.sets.len().wrapping_sub(1))
+    }
+
+    fn tag(key: u64) -> u64 {
+        // Never 0, so that 0 marks an empty slot.
+        (key | (1 << SYN_TIME_BITS)) & !SYN_TIME_MASK
+    }
+
+    /// Seconds from `then` to `now`, both mod 2^24; a clock that stepped
+    /// back gives 0 (as a saturating subtraction would).
+    fn age(now: u64, then: u64) -> u64 {
+        let age = now.wrapping_sub(then) & SYN_TIME_MASK;
+        if age > SYN_TIME_MASK / 2 { 0 } else { age }
+    }
+
+    #[inline(always)]
+    pub fn prefetch(&self, key: u64) {
+        if let Some(set) = self.set_of(key) {
+            prefetch_line(set);
+        }
+    }
+
+    /// Whether `key` was seen at most the window before `secs`.
+    pub fn seen_recently(&self, key: u64, secs: u64) -> bool {
+        let tag = Self::tag(key);
+        self.set_of(key).is_some_and(|set| {
+            set.0
+                .iter()
+                .any(|&slot| slot & !SYN_TIME_MASK == tag && Self::age(secs, slot) <= self.window_secs)
+        })
+    }
+
+    /// Notes `key` as seen at `secs`; returns 1 when a recent entry had to
+    /// give way.
+    pub fn insert(&mut self, key: u64, secs: u64) -> u64 {
+        let tag = Self::tag(key);
+        let window = self.window_secs;
+        if self.sets.is_empty() {
+            self.sets = vec![SynSet::default(); self.set_count];
+        }
+        let mask = self.sets.len() - 1;
+        let Some(set) = self.sets.get_mut(key as usize & mask) else {
+            return 0;
+        };
+        let entry = tag | (secs & SYN_TIME_MASK);
+        // Its own slot, else an empty one, else one gone stale, else the
+        // oldest.
+        let mut choice = 0;
+        let mut best = (0u8, 0u64);
+        for (i, &slot) in set.0.iter().enumerate() {
+            let rank = if slot & !SYN_TIME_MASK == tag {
+                (4, 0)
+            } else if slot == 0 {
+                (3, 0)
+            } else {
+                let age = Self::age(secs, slot);
+                (if age > window { 2 } else { 1 }, age)
+            };
+            if rank > best {
+                best = rank;
+                choice = i;
+            }
+        }
+        if let Some(slot) = set.0.get_mut(choice) {
+            *slot = entry;
+        }
+        u64::from(best.0 == 1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,15 +501,15 @@ mod tests {
     #[test]
     fn entries_live_one_to_two_windows() {
         let mut g = Generations::new(10, 100);
-        g.insert(1, "a");
+        g.insert(1, 'a');
         assert_eq!(g.advance(5), 0);
-        assert_eq!(g.get(1), Some(&"a"));
+        assert_eq!(g.get(1), Some(&'a'));
         assert_eq!(g.advance(12), 0); // "a" is now in the previous generation
-        assert_eq!(g.get(1), Some(&"a"));
-        g.insert(2, "b");
+        assert_eq!(g.get(1), Some(&'a'));
+        g.insert(2, 'b');
         assert_eq!(g.advance(23), 1); // "a" dropped
         assert_eq!(g.get(1), None);
-        assert_eq!(g.get(2), Some(&"b"));
+        assert_eq!(g.get(2), Some(&'b'));
         assert_eq!(g.advance(100), 1); // a long gap drops everything
         assert!(g.is_empty());
     }
@@ -159,6 +529,91 @@ mod tests {
         assert!(evicted >= 6);
         assert_eq!(g.get(19), Some(&19));
         assert_eq!(g.get(0), None);
+    }
+
+    #[test]
+    fn fp_table_finds_what_it_holds_through_growth_and_removal() {
+        let mut t: FpTable<u32> = FpTable::default();
+        // Hashes that share home slots, to exercise probing and shifting.
+        let h = |k: u32| u64::from(k % 13) | (u64::from(k) << 40);
+        for k in 0..1000 {
+            assert!(t.get(h(k), |&v| v == k).is_none());
+            t.insert_new(h(k), k);
+        }
+        assert_eq!(t.len(), 1000);
+        assert!(t.capacity() * 5 >= 1000 * 8);
+        for k in (0..1000).step_by(3) {
+            assert_eq!(t.remove(h(k), |&v| v == k), Some(k));
+        }
+        for k in 0..1000 {
+            assert_eq!(t.get(h(k), |&v| v == k).is_some(), k % 3 != 0, "{k}");
+        }
+        t.retain(|v| *v % 2 == 0);
+        for k in 0..1000 {
+            assert_eq!(t.get(h(k), |&v| v == k).is_some(), k % 3 != 0 && k % 2 == 0);
+        }
+        // Hash 0 is stored as 1: both stay findable.
+        t.insert_new(0, 5000);
+        t.insert_new(1, 5001);
+        assert_eq!(t.get(0, |&v| v == 5000), Some(&5000));
+        assert_eq!(t.get(1, |&v| v == 5001), Some(&5001));
+        assert_eq!(t.iter().count(), t.len());
+        t.clear();
+        assert!(t.is_empty() && t.get(0, |_| true).is_none());
+    }
+
+    #[test]
+    fn fp_table_removal_keeps_wrapped_probe_runs() {
+        // Everything homes at the last slot, so the run wraps to the start.
+        let mut t: FpTable<u32> = FpTable::default();
+        t.insert_new(1, 0);
+        let last = t.capacity() as u64 - 1;
+        for k in 1..9 {
+            t.insert_new(last | (u64::from(k) << 32), k);
+        }
+        for k in 1..9 {
+            assert_eq!(t.remove(last | (u64::from(k) << 32), |_| true), Some(k));
+            for j in k + 1..9 {
+                assert!(t.get(last | (u64::from(j) << 32), |_| true).is_some());
+            }
+        }
+        assert_eq!(t.get(1, |_| true), Some(&0));
+    }
+
+    #[test]
+    fn syn_cache_remembers_within_the_window() {
+        let mut c = SynCache::new(64, 120);
+        let base = 1_700_000_000;
+        assert_eq!(c.insert(7, base), 0);
+        assert!(c.seen_recently(7, base));
+        assert!(c.seen_recently(7, base + 120));
+        assert!(!c.seen_recently(7, base + 121));
+        assert!(!c.seen_recently(8, base));
+        assert!(!c.seen_recently(7 | (1 << 40), base));
+        // A clock that steps back: no time passed.
+        assert!(c.seen_recently(7, base - 5));
+        // Re-noting refreshes the time, in the same slot.
+        c.insert(7, base + 100);
+        assert!(c.seen_recently(7, base + 220));
+        assert_eq!(c.sets.iter().flat_map(|s| s.0).filter(|&s| s != 0).count(), 1);
+    }
+
+    #[test]
+    fn syn_cache_sets_give_way_to_stale_then_oldest_entries() {
+        let mut c = SynCache::new(8, 120);
+        assert_eq!(c.set_count, 1);
+        let base = 1_000;
+        let key = |k: u64| k << 40;
+        for k in 0..8 {
+            assert_eq!(c.insert(key(k), base + k), 0);
+        }
+        // Full of recent entries: the oldest (k = 0) is evicted.
+        assert_eq!(c.insert(key(8), base + 10), 1);
+        assert!(!c.seen_recently(key(0), base + 10));
+        assert!(c.seen_recently(key(1), base + 10));
+        // Much later everything is stale: no eviction is counted.
+        assert_eq!(c.insert(key(9), base + 500), 0);
+        assert!(c.seen_recently(key(9), base + 500));
     }
 
     #[test]

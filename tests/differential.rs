@@ -41,25 +41,20 @@ fn ours(msg: &[u8]) -> Result<Option<Parsed>, DnsError> {
         Section::Additional => 3,
     };
     let recs = batch
-        .records_of(&r)
+        .records
         .iter()
         .map(|rec| {
             let owner = batch.name(rec.owner).to_vec();
             match rec.data {
                 RecordData::Addr(a) => Rec::Addr(section(rec.section), owner, a),
                 RecordData::Cname(t) => Rec::Cname(section(rec.section), owner, batch.name(t).to_vec()),
-                RecordData::Srv {
-                    target,
-                    port,
-                    priority,
-                    weight,
-                } => Rec::Srv(
+                RecordData::Srv { target, srv } => Rec::Srv(
                     section(rec.section),
                     owner,
                     batch.name(target).to_vec(),
-                    port,
-                    priority,
-                    weight,
+                    srv.port,
+                    srv.priority,
+                    srv.weight,
                 ),
             }
         })
