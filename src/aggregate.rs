@@ -12,7 +12,8 @@
 //! can: on a busy node most of its time is cache misses.
 
 use crate::addr::Addr;
-use crate::event::{DnsEvent, Event, EventBatch, Found, FragmentEvent, Srv, TcpDataEvent, TcpEvent};
+use crate::dissect::Dns;
+use crate::event::{DnsEvent, Event, EventBatch, Found, FragmentEvent, Segment, Srv, TcpDataEvent};
 use crate::intern::{Interner, Map, NameId};
 use crate::reassembly::{Fragments, TcpStreams};
 use crate::stats::{Counters, Tally};
@@ -157,25 +158,6 @@ struct Pending {
     qtype: u16,
 }
 
-/// A client's binding to an address: the backend its latest response
-/// containing the address made it.
-#[derive(Clone, Copy, Debug)]
-struct Binding {
-    client: Addr,
-    addr: Addr,
-    backend: u32,
-}
-
-impl Default for Binding {
-    fn default() -> Self {
-        Binding {
-            client: Addr::V4([0; 4]),
-            addr: Addr::V4([0; 4]),
-            backend: NONE,
-        }
-    }
-}
-
 /// A connection followed with `-a`, under the fingerprint of its 4-tuple
 /// in either direction; times in whole seconds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -236,7 +218,9 @@ pub struct Aggregator {
     more_srv_ports: Map<u32, Vec<u16>>,
     /// Connections per (backend, port) beyond each backend's first port.
     more_conns: Map<(u32, u16), u32>,
-    bindings: FpTable<Binding>,
+    /// [`crate::table::pair_hash`] of (client, address) -> the backend the
+    /// client's latest response containing the address made it.
+    bindings: FpTable<u32>,
     /// SRV targets that came without an address: (client, target) -> the
     /// SRV services and ports waiting for the target's own lookup.
     srv_targets: Map<(Addr, NameId), Vec<(u32, Srv)>>,
@@ -328,13 +312,38 @@ impl Aggregator {
             if let Some(ahead) = events.get(i + PREFETCH_AHEAD) {
                 self.prefetch_entries(ahead, batch);
             }
-            match ev {
-                Event::Tcp(t) if self.opts.all_segments => self.segment(t),
-                Event::Tcp(t) => self.syn(t),
-                Event::Query(q) => self.query(q, batch),
-                Event::Response(r) => self.response(r, batch),
-                Event::TcpData(t) => self.tcp_dns(t, batch),
-                Event::Fragment(f) => self.fragment(f, batch),
+            match *ev {
+                Event::Syn {
+                    ts,
+                    forward,
+                    syn_key,
+                    dst_port,
+                } => self.syn(ts, forward, syn_key, dst_port),
+                Event::Segment { index, .. } => {
+                    if let Some(t) = batch.segments.get(index as usize) {
+                        self.segment(t);
+                    }
+                }
+                Event::Query { index, .. } => {
+                    if let Some(q) = batch.dns.get(index as usize) {
+                        self.query(q, batch);
+                    }
+                }
+                Event::Response { index, .. } => {
+                    if let Some(r) = batch.dns.get(index as usize) {
+                        self.response(r, batch);
+                    }
+                }
+                Event::TcpData { index, .. } => {
+                    if let Some(t) = batch.tcp_data.get(index as usize) {
+                        self.tcp_dns(t, batch);
+                    }
+                }
+                Event::Fragment { index, .. } => {
+                    if let Some(f) = batch.fragments.get(index as usize) {
+                        self.fragment(f, batch);
+                    }
+                }
             }
         }
         batch.events.len()
@@ -343,19 +352,27 @@ impl Aggregator {
     /// First stage: starts loading the index slots `ev` will probe.
     #[inline]
     fn prefetch_slots(&self, ev: &Event, batch: &EventBatch) {
-        match ev {
-            Event::Tcp(t) => {
-                self.bindings.prefetch(t.forward);
-                if t.syn_key != 0 {
-                    self.recent_syns.prefetch(t.syn_key);
-                }
-                if self.opts.all_segments {
+        match *ev {
+            Event::Syn { forward, syn_key, .. } => {
+                self.bindings.prefetch(forward);
+                self.recent_syns.prefetch(syn_key);
+            }
+            Event::Segment { index, .. } => {
+                if let Some(t) = batch.segments.get(index as usize) {
+                    self.bindings.prefetch(t.forward);
                     self.bindings.prefetch(t.reverse);
                     self.connections.prefetch(t.connection);
                 }
             }
-            Event::Query(q) => self.pending.prefetch(q.key),
-            Event::Response(r) => {
+            Event::Query { index, .. } => {
+                if let Some(q) = batch.dns.get(index as usize) {
+                    self.pending.prefetch(q.key);
+                }
+            }
+            Event::Response { index, .. } => {
+                let Some(r) = batch.dns.get(index as usize) else {
+                    return;
+                };
                 self.pending.prefetch(r.key);
                 self.service_index.prefetch(r.service);
                 for found in batch.backends_of(r) {
@@ -365,7 +382,7 @@ impl Aggregator {
                     }
                 }
             }
-            Event::TcpData(_) | Event::Fragment(_) => {}
+            Event::TcpData { .. } | Event::Fragment { .. } => {}
         }
     }
 
@@ -373,23 +390,23 @@ impl Aggregator {
     /// and backends they point to.
     #[inline]
     fn prefetch_entries(&self, ev: &Event, batch: &EventBatch) {
-        let backend = |id: u32| {
-            if let Some(b) = self.backends.get(id as usize) {
+        let backend = |id: Option<&u32>| {
+            if let Some(b) = id.and_then(|&id| self.backends.get(id as usize)) {
                 prefetch(b);
             }
         };
-        match ev {
-            Event::Tcp(t) => {
-                if let Some(b) = self.bindings.peek(t.forward) {
-                    backend(b.backend);
-                }
-                if self.opts.all_segments
-                    && let Some(b) = self.bindings.peek(t.reverse)
-                {
-                    backend(b.backend);
+        match *ev {
+            Event::Syn { forward, .. } => backend(self.bindings.peek(forward)),
+            Event::Segment { index, .. } => {
+                if let Some(t) = batch.segments.get(index as usize) {
+                    backend(self.bindings.peek(t.forward));
+                    backend(self.bindings.peek(t.reverse));
                 }
             }
-            Event::Response(r) => {
+            Event::Response { index, .. } => {
+                let Some(r) = batch.dns.get(index as usize) else {
+                    return;
+                };
                 if let Some(s) = self
                     .service_index
                     .peek(r.service)
@@ -398,20 +415,18 @@ impl Aggregator {
                     prefetch(s);
                 }
                 for found in batch.backends_of(r) {
-                    if let Found::Backend { key, .. } = found
-                        && let Some(&id) = self.backend_index.peek(*key)
-                    {
-                        backend(id);
+                    if let Found::Backend { key, .. } = found {
+                        backend(self.backend_index.peek(*key));
                     }
                 }
             }
-            Event::Query(_) | Event::TcpData(_) | Event::Fragment(_) => {}
+            Event::Query { .. } | Event::TcpData { .. } | Event::Fragment { .. } => {}
         }
     }
 
     /// DNS over TCP: reassembled in order, then parsed like any message.
     fn tcp_dns(&mut self, data: &TcpDataEvent, batch: &EventBatch) {
-        let t = &data.segment;
+        let t = data;
         let key = fingerprint(&(t.src, t.dst, t.src_port, t.dst_port));
         let mut messages = std::mem::take(&mut self.messages);
         messages.clear();
@@ -448,9 +463,17 @@ impl Aggregator {
         scratch.clear();
         self.counters.dns_messages += 1;
         match crate::dissect::dns_event(ts, src, dst, sport, dport, bytes, &mut scratch) {
-            Ok(Some(Event::Query(q))) => self.query(&q, &scratch),
-            Ok(Some(Event::Response(r))) => self.response(&r, &scratch),
-            Ok(_) => self.counters.dns_ignored += 1,
+            Ok(Some(Dns::Query(i))) => {
+                if let Some(q) = scratch.dns.get(i as usize) {
+                    self.query(q, &scratch);
+                }
+            }
+            Ok(Some(Dns::Response(i))) => {
+                if let Some(r) = scratch.dns.get(i as usize) {
+                    self.response(r, &scratch);
+                }
+            }
+            Ok(None) => self.counters.dns_ignored += 1,
             Err(_) => self.counters.dns_malformed += 1,
         }
         self.scratch = scratch;
@@ -603,7 +626,7 @@ impl Aggregator {
         let expires = expiry(r.ts, r.ttl);
         for f in found {
             if let &Found::Backend { addr, pair, key, .. } = f {
-                self.add_backend(service, key, r.client, addr, pair, None, expires);
+                self.add_backend(service, key, addr, pair, None, expires);
             }
         }
         // SRV services waiting for this target's addresses: they become
@@ -624,7 +647,7 @@ impl Aggregator {
                 for f in found {
                     if let &Found::Backend { addr, pair, .. } = f {
                         let key = backend_hash(hash, &addr);
-                        self.add_backend(srv_service, key, r.client, addr, pair, Some(srv), expires);
+                        self.add_backend(srv_service, key, addr, pair, Some(srv), expires);
                     }
                 }
             }
@@ -636,7 +659,7 @@ impl Aggregator {
         for f in found {
             match *f {
                 Found::Backend { addr, pair, key, srv } => {
-                    self.add_backend(service, key, r.client, addr, pair, srv, expires);
+                    self.add_backend(service, key, addr, pair, srv, expires);
                 }
                 Found::Target { name, hash, srv } if service != NONE => {
                     self.remember_target(r.client, service, batch.name(name), hash, srv);
@@ -726,16 +749,7 @@ impl Aggregator {
     /// response), notes an SRV port, and binds the client to it. `key` is
     /// the backend's [`backend_hash`], `pair` the binding's hash.
     #[allow(clippy::too_many_arguments)]
-    fn add_backend(
-        &mut self,
-        service: u32,
-        key: u64,
-        client: Addr,
-        addr: Addr,
-        pair: u64,
-        srv: Option<Srv>,
-        expires: u64,
-    ) {
+    fn add_backend(&mut self, service: u32, key: u64, addr: Addr, pair: u64, srv: Option<Srv>, expires: u64) {
         if service == NONE {
             return;
         }
@@ -758,19 +772,9 @@ impl Aggregator {
             }
         };
         // The client's binding to the address now names this backend.
-        match self
-            .bindings
-            .get_mut(pair, |b| b.client == client && b.addr == addr)
-        {
-            Some(b) => b.backend = id,
-            None => self.bindings.insert_new(
-                pair,
-                Binding {
-                    client,
-                    addr,
-                    backend: id,
-                },
-            ),
+        match self.bindings.get_mut(pair, |_| true) {
+            Some(b) => *b = id,
+            None => self.bindings.insert_new(pair, id),
         }
         let serial = self.response_serial;
         let Some(b) = self.backends.get_mut(id as usize) else {
@@ -865,47 +869,42 @@ impl Aggregator {
         }
     }
 
-    /// The backend `client` is bound to at `addr`.
+    /// The backend a client is bound to at an address, by the pair's hash.
     #[inline]
-    fn binding(&self, pair: u64, client: &Addr, addr: &Addr) -> Option<u32> {
-        self.bindings
-            .get(pair, |b| b.client == *client && b.addr == *addr)
-            .map(|b| b.backend)
+    fn binding(&self, pair: u64) -> Option<u32> {
+        self.bindings.get(pair, |_| true).copied()
     }
 
     /// Default mode: a SYN (ACK, RST, FIN clear) to a bound address. Only
     /// SYNs to bound addresses are remembered for retransmission checks: a
     /// retransmitted SYN nobody could attribute is simply unattributed again.
-    fn syn(&mut self, t: &TcpEvent) {
-        if t.flags & (SYN | ACK | RST | FIN) != SYN {
-            return;
-        }
-        let Some(backend) = self.binding(t.forward, &t.src, &t.dst) else {
+    fn syn(&mut self, ts: u64, forward: u64, syn_key: u64, dst_port: u16) {
+        let Some(backend) = self.binding(forward) else {
             self.tally.syns_unattributed += 1;
             return;
         };
-        if self.retransmitted(t) {
+        if self.retransmitted(ts, syn_key) {
             self.tally.syns_retransmitted += 1;
             return;
         }
-        self.count_connection(backend, t.dst_port, t.ts);
+        self.count_connection(backend, dst_port, ts);
         self.tally.syns_counted += 1;
     }
 
     /// Whether this SYN repeats one (same 4-tuple and ISN) seen within the
     /// retransmission window; if not, it is remembered.
-    fn retransmitted(&mut self, t: &TcpEvent) -> bool {
-        let secs = t.ts / SECOND;
-        if self.recent_syns.seen_recently(t.syn_key, secs) {
+    fn retransmitted(&mut self, ts: u64, syn_key: u64) -> bool {
+        let secs = ts / SECOND;
+        if self.recent_syns.seen_recently(syn_key, secs) {
             return true;
         }
-        self.tally.syn_table_evicted += self.recent_syns.insert(t.syn_key, secs);
+        self.tally.syn_table_evicted += self.recent_syns.insert(syn_key, secs);
         false
     }
 
     /// `-a`: the first segment of a connection seen while its client is
     /// bound to its backend counts it, once.
-    fn segment(&mut self, t: &TcpEvent) {
+    fn segment(&mut self, t: &Segment) {
         self.sweep_connections(t.ts);
         let is_syn = t.flags & (SYN | ACK | RST | FIN) == SYN;
         let closing = t.flags & (FIN | RST) != 0;
@@ -959,7 +958,7 @@ impl Aggregator {
             .map_or(NONE, |s| s.client_slot);
         // Untracked SYNs are remembered here, so that a retransmission is
         // not a new connection even when the table is full.
-        if is_syn && self.retransmitted(t) {
+        if is_syn && self.retransmitted(t.ts, t.syn_key) {
             self.tally.syns_retransmitted += 1;
             return;
         }
@@ -1018,11 +1017,11 @@ impl Aggregator {
     }
 
     /// The backend and port of a segment in either direction.
-    fn attribute(&self, t: &TcpEvent) -> Option<(u32, u16)> {
-        if let Some(b) = self.binding(t.forward, &t.src, &t.dst) {
+    fn attribute(&self, t: &Segment) -> Option<(u32, u16)> {
+        if let Some(b) = self.binding(t.forward) {
             return Some((b, t.dst_port));
         }
-        self.binding(t.reverse, &t.dst, &t.src).map(|b| (b, t.src_port))
+        self.binding(t.reverse).map(|b| (b, t.src_port))
     }
 
     fn sweep_connections(&mut self, now: u64) {

@@ -6,11 +6,11 @@
 
 use crate::addr::Addr;
 use crate::event::{
-    DnsEvent, Event, EventBatch, Found, FragmentEvent, Record, RecordData, Section, Span, Srv, TcpDataEvent,
-    TcpEvent,
+    DnsEvent, Event, EventBatch, Found, FragmentEvent, Record, RecordData, Section, Segment, Span, Srv,
+    TcpDataEvent,
 };
 use crate::table;
-use crate::wire::dns::{self, DnsError, DnsMessage};
+use crate::wire::dns::{self, DnsError, DnsMessage, NameArena};
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::ip::{self, IpPacket, PROTO_TCP, PROTO_UDP};
 use crate::wire::{WireError, tcp, udp};
@@ -86,7 +86,7 @@ impl Dissector {
                     out.counters.truncated += 1;
                 } else {
                     let payload = out.push_payload(p.payload);
-                    out.events.push(Event::Fragment(FragmentEvent {
+                    out.push_fragment(FragmentEvent {
                         ts,
                         src: p.src,
                         dst: p.dst,
@@ -94,7 +94,7 @@ impl Dissector {
                         offset,
                         more: p.more_fragments,
                         payload,
-                    }));
+                    });
                 }
                 return;
             }
@@ -120,21 +120,41 @@ impl Dissector {
                     let pure_syn = t.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN) == tcp::SYN;
                     let dns = (t.src_port == DNS_PORT || t.dst_port == DNS_PORT)
                         && (t.flags & (tcp::SYN | tcp::FIN | tcp::RST) != 0 || !t.payload.is_empty());
-                    if !(self.all_segments || pure_syn || dns) {
-                        return self.done(truncated, out);
-                    }
-                    let segment = tcp_event(ts, p, &t, self.all_segments);
-                    if self.all_segments || pure_syn {
-                        out.events.push(Event::Tcp(segment));
+                    let syn_key = || table::syn_key(&p.src, &p.dst, t.src_port, t.dst_port, t.seq);
+                    if self.all_segments {
+                        out.push_segment(Segment {
+                            ts,
+                            forward: table::pair_hash(&p.src, &p.dst),
+                            reverse: table::pair_hash(&p.dst, &p.src),
+                            connection: table::connection_key(&p.src, &p.dst, t.src_port, t.dst_port),
+                            syn_key: if pure_syn { syn_key() } else { 0 },
+                            seq: t.seq,
+                            src_port: t.src_port,
+                            dst_port: t.dst_port,
+                            flags: t.flags,
+                        });
+                    } else if pure_syn {
+                        out.events.push(Event::Syn {
+                            ts,
+                            forward: table::pair_hash(&p.src, &p.dst),
+                            syn_key: syn_key(),
+                            dst_port: t.dst_port,
+                        });
                     }
                     if dns {
                         // DNS over TCP is reassembled by the aggregator.
                         let payload = out.push_payload(t.payload);
-                        out.events.push(Event::TcpData(TcpDataEvent {
-                            segment,
+                        out.push_tcp_data(TcpDataEvent {
+                            ts,
+                            src: p.src,
+                            dst: p.dst,
+                            src_port: t.src_port,
+                            dst_port: t.dst_port,
+                            seq: t.seq,
+                            flags: t.flags,
                             complete: !truncated,
                             payload,
-                        }));
+                        });
                     }
                 }
                 Err(WireError::Truncated { .. }) => truncated = true,
@@ -155,7 +175,8 @@ impl Dissector {
     fn dns(&self, ts: u64, src: Addr, dst: Addr, sport: u16, dport: u16, bytes: &[u8], out: &mut EventBatch) {
         out.counters.dns_messages += 1;
         match dns_event(ts, src, dst, sport, dport, bytes, out) {
-            Ok(Some(ev)) => out.events.push(ev),
+            Ok(Some(Dns::Query(index))) => out.events.push(Event::Query { ts, index }),
+            Ok(Some(Dns::Response(index))) => out.events.push(Event::Response { ts, index }),
             Ok(None) => out.counters.dns_ignored += 1,
             Err(_) => out.counters.dns_malformed += 1,
         }
@@ -164,6 +185,7 @@ impl Dissector {
 
 /// The bytes after the link-layer header, or `None` for a frame that does
 /// not carry IPv4 or IPv6.
+#[inline]
 pub fn link_payload(link: Link, data: &[u8]) -> Result<Option<&[u8]>, WireError> {
     let short = |required| WireError::Truncated {
         layer: crate::wire::Layer::Link,
@@ -209,34 +231,11 @@ pub fn link_payload(link: Link, data: &[u8]) -> Result<Option<&[u8]>, WireError>
     }
 }
 
-/// A TCP segment as an event, with the hashes the aggregator will need.
-fn tcp_event(ts: u64, p: &IpPacket<'_>, t: &tcp::TcpSegment<'_>, all_segments: bool) -> TcpEvent {
-    let is_syn = t.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN) == tcp::SYN;
-    TcpEvent {
-        ts,
-        src: p.src,
-        dst: p.dst,
-        src_port: t.src_port,
-        dst_port: t.dst_port,
-        seq: t.seq,
-        flags: t.flags,
-        forward: table::pair_hash(&p.src, &p.dst),
-        reverse: if all_segments {
-            table::pair_hash(&p.dst, &p.src)
-        } else {
-            0
-        },
-        syn_key: if is_syn {
-            table::syn_key(&p.src, &p.dst, t.src_port, t.dst_port, t.seq)
-        } else {
-            0
-        },
-        connection: if all_segments {
-            table::connection_key(&p.src, &p.dst, t.src_port, t.dst_port)
-        } else {
-            0
-        },
-    }
+/// A DNS message connbal follows, by its index in the batch's `dns`.
+#[derive(Clone, Copy, Debug)]
+pub enum Dns {
+    Query(u32),
+    Response(u32),
 }
 
 /// One DNS message as a query or a digested response event (names and
@@ -251,7 +250,7 @@ pub fn dns_event(
     dport: u16,
     bytes: &[u8],
     out: &mut EventBatch,
-) -> Result<Option<Event>, DnsError> {
+) -> Result<Option<Dns>, DnsError> {
     let names_mark = out.names.len();
     let backends_mark = out.backends.len();
     let result = message_event(ts, src, dst, sport, dport, bytes, out);
@@ -271,7 +270,7 @@ fn message_event(
     dport: u16,
     bytes: &[u8],
     out: &mut EventBatch,
-) -> Result<Option<Event>, DnsError> {
+) -> Result<Option<Dns>, DnsError> {
     out.records.clear();
     let msg = DnsMessage::parse(bytes)?;
     if msg.opcode() != dns::OPCODE_QUERY || msg.qdcount != 1 {
@@ -303,7 +302,8 @@ fn message_event(
         ttl: None,
     };
     if !response {
-        return Ok(Some(Event::Query(ev)));
+        out.dns.push(ev);
+        return Ok(Some(Dns::Query(out.dns.len() as u32 - 1)));
     }
     read_records(&msg, q.end, qname, out)?;
     ev.service = table::service_hash(&client, qname_hash);
@@ -323,7 +323,8 @@ fn message_event(
     }
     ev.backends = (first, out.backends.len() as u32);
     ev.ttl = digest.ttl;
-    Ok(Some(Event::Response(ev)))
+    out.dns.push(ev);
+    Ok(Some(Dns::Response(out.dns.len() as u32 - 1)))
 }
 
 /// The answer and additional records of a response into `out.records`
@@ -342,7 +343,13 @@ fn read_records(
     memo.note(HEADER_LEN, question_end - 4, qname);
     let mut pos = question_end;
     for i in 0..total {
-        let (rec, next) = dns::record_at(buf, pos)?;
+        // Most owner names point at a name this message has decoded
+        // already (the question, an SRV target): no need to walk it again.
+        let known = memo.pointed_to(buf, pos);
+        let (rec, next) = match known {
+            Some(_) => dns::record_after_owner(buf, pos, pos + 2)?,
+            None => dns::record_at(buf, pos)?,
+        };
         pos = next;
         let section = if i < answers {
             Section::Answer
@@ -376,12 +383,17 @@ fn read_records(
             }
             _ => continue,
         };
-        let (owner, _) = memo.read(buf, rec.owner, out)?;
+        let owner = match known {
+            Some(span) => span,
+            None => memo.read(buf, rec.owner, out)?.0,
+        };
         out.records.push(Record {
             owner,
             ttl: rec.ttl,
             section,
             data,
+            in_chain: false,
+            resolved: false,
         });
     }
     Ok(())
@@ -417,12 +429,7 @@ impl Digest {
     }
 
     fn has(&self, names: &EventBatch, name: Span) -> bool {
-        // Owner names that were compression pointers share the question's
-        // span: equal without comparing bytes.
-        let bytes = names.name(name);
-        self.chain()
-            .iter()
-            .any(|&s| s == name || (s.len == name.len && names.name(s) == bytes))
+        self.chain().iter().any(|&s| same_name(names, s, name))
     }
 
     /// The chain: the asked name plus every CNAME target reached from a
@@ -475,17 +482,17 @@ impl Digest {
     /// targets' address records.
     fn srv(&mut self, out: &mut EventBatch) {
         let mut targets = 0;
-        for rec in &out.records {
-            if rec.section != Section::Answer || !self.has(out, rec.owner) {
-                continue;
+        for i in 0..out.records.len() {
+            let Some(&rec) = out.records.get(i) else { break };
+            let wanted = rec.section == Section::Answer
+                && !matches!(rec.data, RecordData::Addr(_))
+                && self.has(out, rec.owner);
+            if let Some(r) = out.records.get_mut(i) {
+                r.in_chain = wanted;
             }
-            match rec.data {
-                RecordData::Srv { .. } => {
-                    self.lower(rec.ttl);
-                    targets += 1;
-                }
-                RecordData::Cname(_) => self.lower(rec.ttl),
-                RecordData::Addr(_) => {}
+            if wanted {
+                self.lower(rec.ttl);
+                targets += usize::from(matches!(rec.data, RecordData::Srv { .. }));
             }
         }
         if targets == 0 {
@@ -493,41 +500,51 @@ impl Digest {
         }
         // First every target's addresses, in target order; then the
         // targets that had none.
-        for unresolved_pass in [false, true] {
-            for i in 0..out.records.len() {
-                let Some(&rec) = out.records.get(i) else { break };
-                let RecordData::Srv { target, srv } = rec.data else {
-                    continue;
-                };
-                if rec.section != Section::Answer || !self.has(out, rec.owner) {
-                    continue;
-                }
-                let mut any = false;
-                for j in 0..out.records.len() {
-                    let Some(&a) = out.records.get(j) else { break };
-                    let RecordData::Addr(addr) = a.data else {
-                        continue;
-                    };
-                    if a.owner != target && out.name(a.owner) != out.name(target) {
-                        continue;
-                    }
+        for i in 0..out.records.len() {
+            let Some(&rec) = out.records.get(i) else { break };
+            let (true, RecordData::Srv { target, srv }) = (rec.in_chain, rec.data) else {
+                continue;
+            };
+            let mut any = false;
+            for j in 0..out.records.len() {
+                let Some(&a) = out.records.get(j) else { break };
+                if let RecordData::Addr(addr) = a.data
+                    && same_name(out, a.owner, target)
+                {
                     any = true;
-                    if !unresolved_pass {
-                        self.lower(a.ttl);
-                        out.backends.push(self.backend(addr, Some(srv)));
-                    }
+                    self.lower(a.ttl);
+                    out.backends.push(self.backend(addr, Some(srv)));
                 }
-                if unresolved_pass && !any {
-                    let hash = table::name_hash(out.name(target));
-                    out.backends.push(Found::Target {
-                        name: target,
-                        hash,
-                        srv,
-                    });
-                }
+            }
+            if let Some(r) = out.records.get_mut(i) {
+                r.resolved = any;
+            }
+        }
+        for i in 0..out.records.len() {
+            let Some(&rec) = out.records.get(i) else { break };
+            if let (true, false, RecordData::Srv { target, srv }) = (rec.in_chain, rec.resolved, rec.data) {
+                let hash = table::name_hash(out.name(target));
+                out.backends.push(Found::Target {
+                    name: target,
+                    hash,
+                    srv,
+                });
             }
         }
     }
+}
+
+/// Whether two names in the batch's arena are the same name: the same
+/// span (a compression pointer reused the decoded name), else the same
+/// length and bytes, the first eight compared as one word.
+fn same_name(out: &EventBatch, a: Span, b: Span) -> bool {
+    if a == b {
+        return true;
+    }
+    a.len == b.len
+        && out.names.prefix_word(a.start as usize, a.len as usize)
+            == out.names.prefix_word(b.start as usize, b.len as usize)
+        && out.name(a) == out.name(b)
 }
 
 const HEADER_LEN: usize = 12;
@@ -568,22 +585,28 @@ impl NameMemo {
         Ok(span)
     }
 
+    /// The span of the decoded name that the name at `pos` is a pointer
+    /// to, if any. Only a name lying wholly before the pointer counts:
+    /// exactly the bytes a fresh decode would be allowed to read, so the
+    /// name at `pos` is as valid as the one it points to, and ends in place
+    /// after the pointer's two bytes.
+    fn pointed_to(&self, msg: &[u8], pos: usize) -> Option<Span> {
+        let &[hi, lo] = msg.get(pos..pos + 2)?.first_chunk::<2>()?;
+        if hi & 0xC0 != 0xC0 {
+            return None;
+        }
+        let target = (usize::from(hi & 0x3F) << 8) | usize::from(lo);
+        self.entries
+            .iter()
+            .take(self.len)
+            .find(|(offset, end, _)| *offset == target && *end <= pos)
+            .map(|&(_, _, span)| span)
+    }
+
     /// Decodes the name at `pos`, or reuses a decoded one it points to.
-    /// Reuse is only taken when the earlier name lies wholly before the
-    /// pointer: exactly the bytes a fresh decode would be allowed to read.
     fn read(&mut self, msg: &[u8], pos: usize, out: &mut EventBatch) -> Result<(Span, usize), DnsError> {
-        if let Some(&[hi, lo]) = msg.get(pos..pos + 2).and_then(|b| b.first_chunk::<2>())
-            && hi & 0xC0 == 0xC0
-        {
-            let target = (usize::from(hi & 0x3F) << 8) | usize::from(lo);
-            let known = self
-                .entries
-                .iter()
-                .take(self.len)
-                .find(|(offset, end, _)| *offset == target && *end <= pos);
-            if let Some(&(_, _, span)) = known {
-                return Ok((span, pos + 2));
-            }
+        if let Some(span) = self.pointed_to(msg, pos) {
+            return Ok((span, pos + 2));
         }
         let (span, end) = span_of(out, |names| dns::read_name(msg, pos, names))?;
         self.note(pos, end, span);
@@ -595,7 +618,7 @@ impl NameMemo {
 /// span it wrote, plus the decoder's own result.
 fn span_of<T>(
     out: &mut EventBatch,
-    decode: impl FnOnce(&mut Vec<u8>) -> Result<T, DnsError>,
+    decode: impl FnOnce(&mut NameArena) -> Result<T, DnsError>,
 ) -> Result<(Span, T), DnsError> {
     let start = out.names.len();
     let value = decode(&mut out.names)?;

@@ -13,6 +13,7 @@
 
 use crate::addr::Addr;
 use crate::stats::Counters;
+use crate::wire::dns::NameArena;
 
 /// A name in the batch's arena.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,25 +22,24 @@ pub struct Span {
     pub len: u32,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct TcpEvent {
+/// A TCP segment, with `-a` (default mode: only SYNs, inline in
+/// [`Event::Syn`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Segment {
     pub ts: u64,
-    pub src: Addr,
-    pub dst: Addr,
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub seq: u32,
-    pub flags: u8,
     /// [`crate::table::pair_hash`] of (src, dst): the source's binding to
     /// the destination.
     pub forward: u64,
-    /// Of (dst, src), for a segment from a backend to its client (`-a`
-    /// only; 0 otherwise).
+    /// Of (dst, src): a segment from a backend to its client.
     pub reverse: u64,
-    /// [`crate::table::syn_key`] of this segment (SYNs only; 0 otherwise).
-    pub syn_key: u64,
-    /// [`crate::table::connection_key`] (`-a` only; 0 otherwise).
+    /// [`crate::table::connection_key`] of the 4-tuple.
     pub connection: u64,
+    /// [`crate::table::syn_key`] (SYNs only; 0 otherwise).
+    pub syn_key: u64,
+    pub seq: u32,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub flags: u8,
 }
 
 /// A DNS query or a digested response.
@@ -90,7 +90,13 @@ pub enum Found {
 /// A TCP segment to or from port 53: DNS over TCP, reassembled in order.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpDataEvent {
-    pub segment: TcpEvent,
+    pub ts: u64,
+    pub src: Addr,
+    pub dst: Addr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub flags: u8,
     /// False when the snap length cut the segment.
     pub complete: bool,
     /// The segment's payload, in the batch's `payload` arena.
@@ -110,23 +116,42 @@ pub struct FragmentEvent {
     pub payload: Span,
 }
 
+/// One event, 32 bytes: a SYN (the bulk of a busy capture in default
+/// mode) inline, anything larger by its index in one of the batch's
+/// vectors, so that the aggregator reads as few cache lines as it can.
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
-    Tcp(TcpEvent),
-    Query(DnsEvent),
-    Response(DnsEvent),
-    TcpData(TcpDataEvent),
-    Fragment(FragmentEvent),
+    /// Default mode: a SYN with ACK, RST and FIN clear.
+    Syn {
+        ts: u64,
+        /// [`crate::table::pair_hash`] of (src, dst).
+        forward: u64,
+        /// [`crate::table::syn_key`].
+        syn_key: u64,
+        dst_port: u16,
+    },
+    /// `-a`: any TCP segment, `segments[index]`.
+    Segment { ts: u64, index: u32 },
+    /// `dns[index]`.
+    Query { ts: u64, index: u32 },
+    /// `dns[index]`.
+    Response { ts: u64, index: u32 },
+    /// `tcp_data[index]`.
+    TcpData { ts: u64, index: u32 },
+    /// `fragments[index]`.
+    Fragment { ts: u64, index: u32 },
 }
 
 impl Event {
     /// Capture time, nanoseconds since the epoch.
     pub fn ts(&self) -> u64 {
-        match self {
-            Event::Tcp(t) => t.ts,
-            Event::Query(d) | Event::Response(d) => d.ts,
-            Event::TcpData(t) => t.segment.ts,
-            Event::Fragment(f) => f.ts,
+        match *self {
+            Event::Syn { ts, .. }
+            | Event::Segment { ts, .. }
+            | Event::Query { ts, .. }
+            | Event::Response { ts, .. }
+            | Event::TcpData { ts, .. }
+            | Event::Fragment { ts, .. } => ts,
         }
     }
 }
@@ -151,6 +176,10 @@ pub struct Record {
     pub ttl: u32,
     pub section: Section,
     pub data: RecordData,
+    /// Digest notes: an answer owned by a name of the CNAME chain; an SRV
+    /// target that had an address in the response.
+    pub in_chain: bool,
+    pub resolved: bool,
 }
 
 /// What one parser worker made of one batch of capture records.
@@ -160,8 +189,12 @@ pub struct EventBatch {
     /// Byte offset in the input just past this batch's records.
     pub end_offset: u64,
     pub events: Vec<Event>,
+    pub segments: Vec<Segment>,
+    pub dns: Vec<DnsEvent>,
+    pub tcp_data: Vec<TcpDataEvent>,
+    pub fragments: Vec<FragmentEvent>,
     pub backends: Vec<Found>,
-    pub names: Vec<u8>,
+    pub names: NameArena,
     /// Bytes to reassemble (DNS over TCP, UDP fragments).
     pub payload: Vec<u8>,
     pub counters: Counters,
@@ -172,6 +205,10 @@ pub struct EventBatch {
 impl EventBatch {
     pub fn clear(&mut self) {
         self.events.clear();
+        self.segments.clear();
+        self.dns.clear();
+        self.tcp_data.clear();
+        self.fragments.clear();
         self.backends.clear();
         self.names.clear();
         self.payload.clear();
@@ -179,9 +216,26 @@ impl EventBatch {
         self.counters = Counters::default();
     }
 
+    pub fn push_segment(&mut self, segment: Segment) {
+        let (ts, index) = (segment.ts, self.segments.len() as u32);
+        self.segments.push(segment);
+        self.events.push(Event::Segment { ts, index });
+    }
+
+    pub fn push_tcp_data(&mut self, data: TcpDataEvent) {
+        let (ts, index) = (data.ts, self.tcp_data.len() as u32);
+        self.tcp_data.push(data);
+        self.events.push(Event::TcpData { ts, index });
+    }
+
+    pub fn push_fragment(&mut self, fragment: FragmentEvent) {
+        let (ts, index) = (fragment.ts, self.fragments.len() as u32);
+        self.fragments.push(fragment);
+        self.events.push(Event::Fragment { ts, index });
+    }
+
     pub fn name(&self, span: Span) -> &[u8] {
-        let start = span.start as usize;
-        self.names.get(start..start + span.len as usize).unwrap_or(&[])
+        self.names.get(span.start as usize, span.len as usize)
     }
 
     pub fn push_payload(&mut self, bytes: &[u8]) -> Span {

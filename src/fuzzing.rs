@@ -21,7 +21,7 @@ use crate::addr::Addr;
 use crate::aggregate::{self, Aggregator};
 use crate::capture::{Frame, Framer};
 use crate::cli::OutputFormat;
-use crate::dissect::{self, Dissector, Link};
+use crate::dissect::{self, Dissector, Dns, Link};
 use crate::event::{Event, EventBatch, Found, RecordData, Span};
 use crate::report::{self, Style};
 use crate::source::{Ending, Source, Spares};
@@ -137,20 +137,29 @@ fn span_ok(span: Span, arena: &[u8]) -> bool {
 /// renders without a byte that could forge a row.
 fn check_batch(batch: &EventBatch) {
     let name_ok = |span: Span| {
-        assert!(span_ok(span, &batch.names), "name span out of the arena");
+        assert!(
+            span_ok(span, batch.names.as_slice()),
+            "name span out of the arena"
+        );
         let mut text = Vec::new();
         presentation(batch.name(span), &mut text);
         assert!(!text.iter().any(|&b| !(0x20..0x7f).contains(&b)));
     };
     for ev in &batch.events {
-        match ev {
-            Event::Query(d) | Event::Response(d) => {
+        match *ev {
+            Event::Query { index, .. } | Event::Response { index, .. } => {
+                let d = &batch.dns[index as usize];
                 name_ok(d.qname);
                 assert!(d.backends.0 <= d.backends.1 && d.backends.1 as usize <= batch.backends.len());
             }
-            Event::TcpData(t) => assert!(span_ok(t.payload, &batch.payload)),
-            Event::Fragment(f) => assert!(span_ok(f.payload, &batch.payload)),
-            Event::Tcp(_) => {}
+            Event::TcpData { index, .. } => {
+                assert!(span_ok(batch.tcp_data[index as usize].payload, &batch.payload));
+            }
+            Event::Fragment { index, .. } => {
+                assert!(span_ok(batch.fragments[index as usize].payload, &batch.payload));
+            }
+            Event::Segment { index, .. } => assert!((index as usize) < batch.segments.len()),
+            Event::Syn { .. } => {}
         }
     }
     for found in &batch.backends {
@@ -185,11 +194,12 @@ pub fn dissect(data: &[u8]) {
 pub fn dns(data: &[u8]) {
     let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 53]));
     let mut batch = EventBatch::default();
-    if let Ok(Some(ev)) = dissect::dns_event(1, b, a, 53, 40000, data, &mut batch) {
-        batch.events.push(ev);
-    }
-    if let Ok(Some(ev)) = dissect::dns_event(2, a, b, 40000, 53, data, &mut batch) {
-        batch.events.push(ev);
+    for (ts, src, dst, sport, dport) in [(1, b, a, 53, 40000), (2, a, b, 40000, 53)] {
+        match dissect::dns_event(ts, src, dst, sport, dport, data, &mut batch) {
+            Ok(Some(Dns::Query(index))) => batch.events.push(Event::Query { ts, index }),
+            Ok(Some(Dns::Response(index))) => batch.events.push(Event::Response { ts, index }),
+            _ => {}
+        }
     }
     check_batch(&batch);
 }

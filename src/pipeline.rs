@@ -212,8 +212,24 @@ pub fn dissect_batch(dissector: &Dissector, batch: &Batch, out: &mut EventBatch)
     out.seq = batch.seq;
     out.end_offset = batch.end_offset;
     out.counters = batch.counters;
-    let bytes = batch.chunk.bytes();
-    for meta in &batch.records {
+    dissect_records(dissector, batch.chunk.bytes(), &batch.records, out);
+}
+
+/// Dissects `records`, framed from `bytes`, into `out`.
+pub fn dissect_records(dissector: &Dissector, bytes: &[u8], records: &[RecordMeta], out: &mut EventBatch) {
+    // The packets were last touched by the reader, on another core: start
+    // loading them a few records ahead.
+    const AHEAD: usize = 4;
+    let packet_start = |meta: &RecordMeta| bytes.get(meta.data_off as usize..);
+    for meta in records.iter().take(AHEAD) {
+        if let Some(p) = packet_start(meta) {
+            crate::table::prefetch_bytes(p, 128);
+        }
+    }
+    for (i, meta) in records.iter().enumerate() {
+        if let Some(p) = records.get(i + AHEAD).and_then(packet_start) {
+            crate::table::prefetch_bytes(p, 128);
+        }
         let start = meta.data_off as usize;
         let Some(data) = bytes.get(start..start + meta.caplen as usize) else {
             continue;

@@ -36,40 +36,115 @@ pub fn name_hash(name: &[u8]) -> u64 {
     keyed().hash_one(name)
 }
 
+/// Secret keys for the fixed-size hashes below, random once per run.
+fn seeds() -> &'static [u64; 16] {
+    static SEEDS: OnceLock<[u64; 16]> = OnceLock::new();
+    SEEDS.get_or_init(|| std::array::from_fn(|i| keyed().hash_one(i) | 1))
+}
+
+/// The 128-bit product of `a` and `b`, its halves folded together: the
+/// mixing step of wyhash and foldhash. With secret keys xored into its
+/// inputs, nobody who does not know the keys can aim a collision.
+#[inline(always)]
+fn fold(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+/// Mixes an address into `h`, with keys `k`. The two families use
+/// different keys, so an IPv6 address can never be made to hash like an
+/// IPv4 one.
+#[inline(always)]
+fn mix_addr(h: u64, a: &Addr, k: [u64; 4]) -> u64 {
+    match a {
+        Addr::V4(o) => fold(h ^ u64::from(u32::from_ne_bytes(*o)) ^ k[0], k[1]),
+        Addr::V6(o) => {
+            let (hi, lo) = split_words(o);
+            fold(h ^ hi ^ k[2], lo ^ k[3])
+        }
+    }
+}
+
+#[inline(always)]
+fn split_words(o: &[u8; 16]) -> (u64, u64) {
+    let (hi, lo) = o.split_at(8);
+    let word = |b: &[u8]| b.try_into().map_or(0, u64::from_ne_bytes);
+    (word(hi), word(lo))
+}
+
+/// The keys of the first and the second address of a key.
+#[inline(always)]
+fn first(s: &[u64; 16]) -> [u64; 4] {
+    [s[0], s[1], s[2], s[3]]
+}
+
+#[inline(always)]
+fn second(s: &[u64; 16]) -> [u64; 4] {
+    [s[4], s[5], s[6], s[7]]
+}
+
+/// The last step: spreads the bits once more.
+#[inline(always)]
+fn finish(h: u64, s: &[u64; 16]) -> u64 {
+    fold(h ^ s[14], s[15])
+}
+
 /// The hash of a (client, address) pair: the key of the client's binding
 /// to that address.
+#[inline]
 pub fn pair_hash(client: &Addr, addr: &Addr) -> u64 {
-    keyed().hash_one((client, addr))
+    let s = seeds();
+    finish(mix_addr(mix_addr(s[8], client, first(s)), addr, second(s)), s)
 }
 
 /// The hash of a (client, name) service, from the name's [`name_hash`].
+#[inline]
 pub fn service_hash(client: &Addr, name_hash: u64) -> u64 {
-    keyed().hash_one((client, name_hash))
+    let s = seeds();
+    finish(
+        fold(mix_addr(s[9], client, first(s)) ^ name_hash ^ s[12], s[13]),
+        s,
+    )
 }
 
 /// The hash of a (service, address) backend, from the service's
 /// [`service_hash`].
+#[inline]
 pub fn backend_hash(service_hash: u64, addr: &Addr) -> u64 {
-    keyed().hash_one((service_hash, addr))
+    let s = seeds();
+    finish(mix_addr(service_hash ^ s[10], addr, second(s)), s)
 }
 
 /// The fingerprint of a pending query's key.
+#[inline]
 pub fn query_key(client: &Addr, server: &Addr, client_port: u16, id: u16) -> u64 {
-    keyed().hash_one((client, server, client_port, id))
+    let s = seeds();
+    let h = mix_addr(mix_addr(s[11], client, first(s)), server, second(s));
+    let rest = (u64::from(client_port) << 16) | u64::from(id);
+    finish(fold(h ^ rest ^ s[12], s[13]), s)
 }
 
 /// The fingerprint of a directed 4-tuple and an initial sequence number.
+#[inline]
 pub fn syn_key(src: &Addr, dst: &Addr, src_port: u16, dst_port: u16, isn: u32) -> u64 {
-    keyed().hash_one((src, dst, src_port, dst_port, isn))
+    let s = seeds();
+    let h = mix_addr(mix_addr(s[12], src, first(s)), dst, second(s));
+    let rest = (u64::from(src_port) << 48) | (u64::from(dst_port) << 32) | u64::from(isn);
+    finish(fold(h ^ rest ^ s[8], s[9]), s)
 }
 
 /// The fingerprint of a 4-tuple in either direction (`-a` connections).
+#[inline]
 pub fn connection_key(src: &Addr, dst: &Addr, src_port: u16, dst_port: u16) -> u64 {
-    if (src, src_port) <= (dst, dst_port) {
-        keyed().hash_one((src, dst, src_port, dst_port))
+    let ((a, a_port), (b, b_port)) = if (src, src_port) <= (dst, dst_port) {
+        ((src, src_port), (dst, dst_port))
     } else {
-        keyed().hash_one((dst, src, dst_port, src_port))
-    }
+        ((dst, dst_port), (src, src_port))
+    };
+    let s = seeds();
+    let h = mix_addr(mix_addr(s[13], a, first(s)), b, second(s));
+    let rest = (u64::from(a_port) << 16) | u64::from(b_port);
+    finish(fold(h ^ rest ^ s[10], s[11]), s)
 }
 
 /// Starts loading the cache lines of `value` (up to three: enough for the
@@ -83,6 +158,19 @@ pub fn prefetch<T>(value: &T) {
     }
     if size_of::<T>() > 1 {
         prefetch_line(p.wrapping_add(size_of::<T>() - 1));
+    }
+}
+
+/// Starts loading the first `len` bytes of `bytes` (at most), a cache
+/// line at a time.
+#[inline(always)]
+pub fn prefetch_bytes(bytes: &[u8], len: usize) {
+    let p = bytes.as_ptr();
+    let len = len.min(bytes.len());
+    let mut at = 0;
+    while at < len {
+        prefetch_line(p.wrapping_add(at));
+        at += 64;
     }
 }
 

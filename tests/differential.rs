@@ -3,8 +3,8 @@
 //! the same A, AAAA, CNAME and SRV records, or both reject the message.
 
 use connbal::addr::Addr;
-use connbal::dissect::dns_event;
-use connbal::event::{Event, EventBatch, RecordData, Section};
+use connbal::dissect::{Dns, dns_event};
+use connbal::event::{EventBatch, RecordData, Section};
 use connbal::generate::Rng;
 use connbal::wire::dns::DnsError;
 use domain::base::{Message, ParsedName, Rtype, iana::Class};
@@ -33,7 +33,7 @@ fn ours(msg: &[u8]) -> Result<Option<Parsed>, DnsError> {
         msg,
         &mut batch,
     )?;
-    let Some(Event::Response(r)) = ev else {
+    let Some(Dns::Response(index)) = ev else {
         return Ok(None);
     };
     let section = |s: Section| match s {
@@ -59,6 +59,7 @@ fn ours(msg: &[u8]) -> Result<Option<Parsed>, DnsError> {
             }
         })
         .collect();
+    let r = &batch.dns[index as usize];
     Ok(Some((batch.name(r.qname).to_vec(), r.qtype, recs)))
 }
 

@@ -112,9 +112,10 @@ impl<'a> DnsMessage<'a> {
         self.buf
     }
 
-    /// The first question, written into `name_out` in report form; returns
-    /// (qtype, qclass, offset of the answer section when qdcount is 1).
-    pub fn question(&self, name_out: &mut Vec<u8>) -> Result<Question, DnsError> {
+    /// The first question, its name written into `name_out` in folded wire
+    /// form; returns (qtype, qclass, offset of the answer section when
+    /// qdcount is 1).
+    pub fn question(&self, name_out: &mut NameArena) -> Result<Question, DnsError> {
         let end = read_name(self.buf, 12, name_out)?;
         let tail = self.buf.get(end..).ok_or(DnsError::Short)?;
         let (q, _) = QuestionTail::ref_from_prefix(tail).map_err(|_| DnsError::Short)?;
@@ -149,7 +150,16 @@ pub struct RecordHeader {
 /// Reads the record at `pos` without decoding its owner name; returns it and
 /// the offset of the next record.
 pub fn record_at(msg: &[u8], pos: usize) -> Result<(RecordHeader, usize), DnsError> {
-    let after_name = skip_name(msg, pos)?;
+    record_after_owner(msg, pos, skip_name(msg, pos)?)
+}
+
+/// The record at `pos` whose owner name (already checked) ends in place at
+/// `after_name`; returns it and the offset of the next record.
+pub fn record_after_owner(
+    msg: &[u8],
+    pos: usize,
+    after_name: usize,
+) -> Result<(RecordHeader, usize), DnsError> {
     let tail = msg.get(after_name..).ok_or(DnsError::Short)?;
     let (r, _) = RecordTail::ref_from_prefix(tail).map_err(|_| DnsError::Short)?;
     let rdata_start = after_name + 10;
@@ -185,27 +195,140 @@ pub fn srv_fixed(msg: &[u8], rec: &RecordHeader) -> Result<(u16, u16, u16, usize
 /// Walks the name at `start` without writing it; returns the offset just
 /// past it in place.
 pub fn skip_name(msg: &[u8], start: usize) -> Result<usize, DnsError> {
-    walk_name(msg, start, |_| {})
+    walk_name(msg, start, |_, _| {})
+}
+
+/// Names in folded wire form, one after another. The buffer always has
+/// room for one more whole name plus a word past its end, so that decoding
+/// can store eight bytes at a time.
+#[derive(Debug, Default)]
+pub struct NameArena {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+/// What [`read_name`] may write past the arena's end: the longest name and
+/// its terminator, and a word's overshoot.
+const NAME_SLACK: usize = MAX_NAME_WIRE_LEN + 1 + 8;
+
+impl NameArena {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Forgets everything from `len` on.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Every name so far.
+    pub fn as_slice(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The `len` bytes from `start` (empty when out of range).
+    pub fn get(&self, start: usize, len: usize) -> &[u8] {
+        self.as_slice().get(start..start + len).unwrap_or(&[])
+    }
+
+    /// The first bytes (up to eight) of the `len` bytes from `start`, as a
+    /// word: a quick first comparison of two names. (The arena's slack
+    /// makes eight bytes readable from any `start` inside it.)
+    pub fn prefix_word(&self, start: usize, len: usize) -> u64 {
+        let word = self
+            .buf
+            .get(start..start + 8)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u64::from_le_bytes);
+        if len >= 8 {
+            word
+        } else {
+            word & ((1u64 << (8 * len)) - 1)
+        }
+    }
+
+    /// Appends bytes as they are (a name already in folded wire form).
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.buf.truncate(self.len);
+        self.buf.extend_from_slice(bytes);
+        self.len = self.buf.len();
+    }
+
+    fn make_room(&mut self) {
+        if self.buf.len() < self.len + NAME_SLACK {
+            let size = (self.len + NAME_SLACK).max(self.buf.len() * 2).max(4096);
+            self.buf.resize(size, 0);
+        }
+    }
+}
+
+/// Folds the ASCII capitals of eight bytes to lower case at once (bytes
+/// 0x80 and up are left alone, as `u8::to_ascii_lowercase` does).
+#[inline(always)]
+fn lower8(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let heptets = w & (0x7F * ONES);
+    // Bit 7 of each byte: the byte's low seven bits are >= 'A', > 'Z'.
+    let at_least_a = heptets + (0x80 - u64::from(b'A')) * ONES;
+    let above_z = heptets + (0x7F - u64::from(b'Z')) * ONES;
+    let upper = at_least_a & !above_z & !w & (0x80 * ONES);
+    w | (upper >> 2)
+}
+
+/// Copies `msg[from..to]` into `buf` at `at`, lower-cased, a word at a
+/// time; may write up to seven bytes past the copy. Returns where the copy
+/// ends in `buf`.
+#[inline]
+fn copy_folded(msg: &[u8], from: usize, to: usize, buf: &mut [u8], mut at: usize) -> usize {
+    let mut i = from;
+    while i < to {
+        let word = match msg.get(i..i + 8).and_then(|b| b.try_into().ok()) {
+            Some(b) => u64::from_le_bytes(b),
+            // The message's last bytes: a word from what there is.
+            None => msg
+                .get(i..)
+                .unwrap_or(&[])
+                .iter()
+                .take(8)
+                .rev()
+                .fold(0, |w, &b| (w << 8) | u64::from(b)),
+        };
+        if let Some(dst) = buf.get_mut(at..at + 8) {
+            dst.copy_from_slice(&lower8(word).to_le_bytes());
+        }
+        let n = (to - i).min(8);
+        at += n;
+        i += n;
+    }
+    at
 }
 
 /// Decodes the name at `start` into `out` in folded wire form; returns the
 /// offset just past the name in place. On error `out` is left as it was.
-pub fn read_name(msg: &[u8], start: usize, out: &mut Vec<u8>) -> Result<usize, DnsError> {
-    let mark = out.len();
-    let result = walk_name(msg, start, |label| {
-        out.push(label.len() as u8);
-        out.extend(label.iter().map(u8::to_ascii_lowercase));
-    });
-    match result {
-        Ok(end) => {
-            out.push(0);
-            Ok(end)
-        }
-        Err(e) => {
-            out.truncate(mark);
-            Err(e)
-        }
+pub fn read_name(msg: &[u8], start: usize, out: &mut NameArena) -> Result<usize, DnsError> {
+    out.make_room();
+    // Labels in wire form are already (length, bytes): each stretch of
+    // them between compression pointers is copied whole, folded to lower
+    // case on the way (length bytes are below 64, which folding leaves
+    // alone). The walk checks the name is at most 255 bytes, which the
+    // arena's slack holds.
+    let mut at = out.len;
+    let end = walk_name(msg, start, |from, to| {
+        at = copy_folded(msg, from, to, &mut out.buf, at);
+    })?;
+    if let Some(b) = out.buf.get_mut(at) {
+        *b = 0;
+        out.len = at + 1;
     }
+    Ok(end)
 }
 
 /// Appends the report form of a folded wire name (`www.example.com.`,
@@ -241,9 +364,13 @@ pub fn presentation_string(wire: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The one name walker: calls `on_label` for each label in order.
-fn walk_name<'a>(msg: &'a [u8], start: usize, mut on_label: impl FnMut(&'a [u8])) -> Result<usize, DnsError> {
+/// The one name walker: calls `on_run(from, to)` for each stretch of
+/// labels that lie one after another in the message (a name's labels up to
+/// a compression pointer, then those it points to...), without the final
+/// zero label. A stretch is only reported once all its labels are checked.
+fn walk_name(msg: &[u8], start: usize, mut on_run: impl FnMut(usize, usize)) -> Result<usize, DnsError> {
     let mut pos = start;
+    let mut run_start = start;
     // Reads must stay below `limit`; each jump lowers it to the pointer's
     // own offset, and the target must lie below that.
     let mut limit = msg.len();
@@ -265,6 +392,9 @@ fn walk_name<'a>(msg: &'a [u8], start: usize, mut on_label: impl FnMut(&'a [u8])
                     return Err(DnsError::NameTooLong);
                 }
                 if len == 0 {
+                    if pos > run_start {
+                        on_run(run_start, pos);
+                    }
                     return Ok(end_in_place.unwrap_or(pos + 1));
                 }
                 let label_end = pos + 1 + usize::from(len);
@@ -275,8 +405,6 @@ fn walk_name<'a>(msg: &'a [u8], start: usize, mut on_label: impl FnMut(&'a [u8])
                         DnsError::Short
                     });
                 }
-                let label = msg.get(pos + 1..label_end).ok_or(DnsError::Short)?;
-                on_label(label);
                 pos = label_end;
             }
             0xC0 => {
@@ -288,6 +416,10 @@ fn walk_name<'a>(msg: &'a [u8], start: usize, mut on_label: impl FnMut(&'a [u8])
                 if target >= pos {
                     return Err(DnsError::BadPointer);
                 }
+                if pos > run_start {
+                    on_run(run_start, pos);
+                }
+                run_start = target;
                 end_in_place.get_or_insert(pos + 2);
                 limit = pos;
                 pos = target;
@@ -317,9 +449,46 @@ mod tests {
     use super::*;
 
     fn name_at(msg: &[u8], pos: usize) -> Result<(String, usize), DnsError> {
-        let mut out = Vec::new();
+        let mut out = NameArena::default();
         let end = read_name(msg, pos, &mut out)?;
-        Ok((presentation_string(&out), end))
+        Ok((presentation_string(out.as_slice()), end))
+    }
+
+    #[test]
+    fn lower8_folds_exactly_the_ascii_capitals() {
+        for b in 0..=255u8 {
+            for shift in (0..64).step_by(8) {
+                let w = 0x4142_5A5B_6061_7F80u64 ^ (u64::from(b) << shift);
+                let want = u64::from_le_bytes(w.to_le_bytes().map(|x| x.to_ascii_lowercase()));
+                assert_eq!(lower8(w), want, "{w:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_decode_the_same_wherever_they_sit() {
+        // Every length of label and every position relative to the end of
+        // the message, so that each word path (whole, or the last bytes)
+        // is taken.
+        for len in 1..=40usize {
+            for extra in 0..10 {
+                let mut m = vec![0u8; 12];
+                let label: Vec<u8> = (0..len).map(|i| b"AbCxYz09-_"[i % 10]).collect();
+                m.push(len as u8);
+                m.extend_from_slice(&label);
+                m.push(0);
+                let end = m.len();
+                m.extend(std::iter::repeat_n(b'Q', extra));
+                let mut out = NameArena::default();
+                out.push_bytes(b"before");
+                assert_eq!(read_name(&m, 12, &mut out), Ok(end));
+                let mut want = b"before".to_vec();
+                want.push(len as u8);
+                want.extend(label.iter().map(u8::to_ascii_lowercase));
+                want.push(0);
+                assert_eq!(out.as_slice(), &want[..], "len {len} extra {extra}");
+            }
+        }
     }
 
     #[test]
@@ -328,11 +497,11 @@ mod tests {
         encode_name("WWW.Example.COM", &mut a);
         let mut b = vec![0u8; 12];
         encode_name("www.example.com", &mut b);
-        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let (mut x, mut y) = (NameArena::default(), NameArena::default());
         read_name(&a, 12, &mut x).unwrap();
         read_name(&b, 12, &mut y).unwrap();
-        assert_eq!(x, y);
-        assert_eq!(x, b"\x03www\x07example\x03com\x00");
+        assert_eq!(x.as_slice(), y.as_slice());
+        assert_eq!(x.as_slice(), b"\x03www\x07example\x03com\x00");
     }
 
     #[test]
@@ -441,10 +610,11 @@ mod tests {
         let at = m.len();
         m.extend_from_slice(&[3, b'w', b'w', b'w', 0xC0, 12]);
         for cut in 0..m.len() {
-            let mut out = b"keep".to_vec();
+            let mut out = NameArena::default();
+            out.push_bytes(b"keep");
             // (every cut shorter than the whole fails, and leaves `out` alone)
             assert!(read_name(&m[..cut], at.min(cut), &mut out).is_err(), "cut {cut}");
-            assert_eq!(out, b"keep");
+            assert_eq!(out.as_slice(), b"keep");
         }
     }
 

@@ -7,7 +7,6 @@ use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86DD;
-const VLAN_TAGS: [u16; 3] = [0x8100, 0x88A8, 0x9100];
 const MAX_VLAN_TAGS: usize = 2;
 
 #[derive(FromBytes, KnownLayout, Immutable, Unaligned)]
@@ -30,11 +29,13 @@ struct VlanTag {
 /// 802.3 frames (a length in place of the ethertype) come back with their
 /// length value, which no caller mistakes for IPv4 or IPv6. A third VLAN tag
 /// comes back as the tag type, so the frame is skipped, not misread.
+#[inline]
 pub fn payload(frame: &[u8]) -> Result<(u16, &[u8]), WireError> {
     let (eth, mut rest) = header::<EthernetHeader>(frame, Layer::Link)?;
     let mut ethertype = eth.ethertype.get();
     for _ in 0..MAX_VLAN_TAGS {
-        if !VLAN_TAGS.contains(&ethertype) {
+        // 802.1Q, 802.1ad, and the old QinQ tag.
+        if !matches!(ethertype, 0x8100 | 0x88A8 | 0x9100) {
             break;
         }
         let (tag, after) = header::<VlanTag>(rest, Layer::Link)?;

@@ -52,6 +52,7 @@ impl<'a> From<super::ipv6::Ipv6Packet<'a>> for IpPacket<'a> {
 }
 
 /// Parses an IP packet of either version, by its version nibble.
+#[inline]
 pub fn parse(bytes: &[u8]) -> Result<IpPacket<'_>, super::WireError> {
     match bytes.first().map(|b| b >> 4) {
         Some(4) => super::ipv4::parse(bytes).map(Into::into),

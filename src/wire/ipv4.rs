@@ -41,6 +41,7 @@ pub struct Ipv4Packet<'a> {
     pub truncated: bool,
 }
 
+#[inline]
 pub fn parse(bytes: &[u8]) -> Result<Ipv4Packet<'_>, WireError> {
     let (h, _) = header::<Ipv4Header>(bytes, Layer::Ipv4)?;
     if h.version_ihl >> 4 != 4 {

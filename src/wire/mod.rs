@@ -42,6 +42,7 @@ pub enum WireError {
 }
 
 /// Reads a fixed-size header from the front of `bytes`.
+#[inline(always)]
 pub(crate) fn header<T>(bytes: &[u8], layer: Layer) -> Result<(&T, &[u8]), WireError>
 where
     T: FromBytes + KnownLayout + Immutable + zerocopy::Unaligned,

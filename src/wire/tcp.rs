@@ -35,6 +35,7 @@ pub struct TcpSegment<'a> {
     pub truncated: bool,
 }
 
+#[inline]
 pub fn parse(bytes: &[u8]) -> Result<TcpSegment<'_>, WireError> {
     let (h, _) = header::<TcpPrefix>(bytes, Layer::Tcp)?;
     let header_len = usize::from(h.data_offset >> 4) * 4;

@@ -22,6 +22,7 @@ pub struct UdpDatagram<'a> {
     pub truncated: bool,
 }
 
+#[inline]
 pub fn parse(bytes: &[u8]) -> Result<UdpDatagram<'_>, WireError> {
     let (h, rest) = header::<UdpHeader>(bytes, Layer::Udp)?;
     let len = usize::from(h.len.get());
