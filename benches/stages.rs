@@ -4,6 +4,7 @@
 //!   cargo bench --bench stages                       # SYN and -a workloads
 //!   STAGES_CONNECTIONS=1000000 cargo bench --bench stages
 //!   STAGES_FILE=/tmp/syn.snoop cargo bench --bench stages   # a capture file
+//!   STAGES_MESSAGES=1000000 cargo bench --bench stages      # one frame of each kind
 //!
 //! Prints ns per record for framing (the reader's work), dissection (the
 //! parser workers') and aggregation (the aggregator's), the best of
@@ -14,9 +15,9 @@ use std::time::Instant;
 
 use connbal::aggregate::{Aggregator, Options};
 use connbal::capture::{Frame, Framer, RecordMeta};
-use connbal::dissect::Dissector;
+use connbal::dissect::{Dissector, Link};
 use connbal::event::EventBatch;
-use connbal::generate::{Workload, generate};
+use connbal::generate::{Workload, generate, sample_frames};
 use connbal::pipeline::dissect_records;
 
 const BATCH: usize = 4096;
@@ -115,7 +116,122 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
     );
 }
 
+/// Each kind of frame alone, dissected `n` times (one named function per
+/// kind, so that callgrind can count each).
+fn messages(n: usize) {
+    let frames = sample_frames();
+    let dissector = Dissector::default();
+    let mut batch = EventBatch::default();
+    let only = std::env::var("STAGES_ONLY").ok();
+    for (name, frame) in &frames {
+        if only.as_deref().is_some_and(|o| o != *name) {
+            continue;
+        }
+        let start = Instant::now();
+        let f: fn(&Dissector, &[u8], &mut EventBatch, usize) = match *name {
+            "syn" => msg_syn,
+            "query" => msg_query,
+            "a_response_4" => msg_a,
+            "cname_response_3" => msg_cname,
+            _ => msg_srv,
+        };
+        f(&dissector, frame, &mut batch, n);
+        let ns = start.elapsed().as_nanos() as f64 / n as f64;
+        println!("message  {name:<18} {:>4} bytes  dissection {ns:>6.1} ns", frame.len());
+    }
+}
+
+/// The aggregator alone, in its steady state: a lookup of a name the client
+/// has looked up before (query and A response), and SYNs to a bound backend.
+fn aggregator_messages(n: usize) {
+    let frames = sample_frames();
+    let frame = |name: &str| {
+        frames
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map(|(_, b)| b.clone())
+            .expect("sample frame")
+    };
+    let d = Dissector::default();
+    let mut lookup = EventBatch::default();
+    for _ in 0..64 {
+        d.record(Link::Ethernet, 1, &frame("query"), &mut lookup);
+        d.record(Link::Ethernet, 1, &frame("a_response_4"), &mut lookup);
+    }
+    let mut syns = EventBatch::default();
+    for _ in 0..128 {
+        d.record(Link::Ethernet, 2, &frame("syn"), &mut syns);
+    }
+    let mut agg = Aggregator::new(Options::default());
+    agg.apply(&lookup);
+    for (name, f, batch) in [
+        ("agg_lookup_pair", agg_lookup as fn(&mut Aggregator, &EventBatch, usize), &lookup),
+        ("agg_syn", agg_syn, &syns),
+    ] {
+        let start = Instant::now();
+        let rounds = n / batch.events.len();
+        f(&mut agg, batch, rounds);
+        let ns = start.elapsed().as_nanos() as f64 / (rounds * batch.events.len()) as f64;
+        println!("message  {name:<18} aggregation {ns:>6.1} ns per event");
+    }
+}
+
+#[inline(never)]
+fn agg_lookup(agg: &mut Aggregator, batch: &EventBatch, rounds: usize) {
+    for _ in 0..rounds {
+        agg.apply(batch);
+    }
+}
+
+#[inline(never)]
+fn agg_syn(agg: &mut Aggregator, batch: &EventBatch, rounds: usize) {
+    for _ in 0..rounds + black_box(1) - 1 {
+        agg.apply(batch);
+    }
+}
+
+fn dissect_frame(d: &Dissector, frame: &[u8], batch: &mut EventBatch, n: usize) {
+    for i in 0..n {
+        if i % 1024 == 0 {
+            batch.clear();
+        }
+        d.record(Link::Ethernet, 1, black_box(frame), batch);
+    }
+    black_box(batch.events.len());
+}
+
+#[inline(never)]
+fn msg_syn(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
+    dissect_frame(d, f, b, n + black_box(0) - 0);
+}
+
+#[inline(never)]
+fn msg_query(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
+    dissect_frame(d, f, b, n + black_box(1) - 1);
+}
+
+#[inline(never)]
+fn msg_a(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
+    dissect_frame(d, f, b, n + black_box(2) - 2);
+}
+
+#[inline(never)]
+fn msg_cname(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
+    dissect_frame(d, f, b, n + black_box(3) - 3);
+}
+
+#[inline(never)]
+fn msg_srv(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
+    dissect_frame(d, f, b, n + black_box(4) - 4);
+}
+
 fn main() {
+    if let Ok(n) = std::env::var("STAGES_MESSAGES") {
+        let n = n.parse().unwrap_or(1_000_000);
+        messages(n);
+        aggregator_messages(n);
+        return;
+    }
     let runs = std::env::var("STAGES_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -133,6 +133,9 @@ pub struct Backend {
     /// this backend had run out.
     pub stale_conns: u32,
     port: u16,
+    /// Whether its client's binding to its address names it (so that a
+    /// new response for the same name needs no binding lookup).
+    bound: bool,
     /// The latest SRV priority and weight given for this address.
     pub srv_priority: u16,
     pub srv_weight: u16,
@@ -510,15 +513,11 @@ impl Aggregator {
     }
 
     fn response(&mut self, r: &DnsEvent, batch: &EventBatch) {
-        let matched = self
+        let Some(pending) = self
             .pending
-            .get(r.key)
-            .is_some_and(|p| p.qtype == r.qtype && p.name_hash == r.qname_hash);
-        if !matched {
+            .take_if(r.key, |p| p.qtype == r.qtype && p.name_hash == r.qname_hash)
+        else {
             self.tally.responses_unmatched += 1;
-            return;
-        }
-        let Some(pending) = self.pending.remove(r.key) else {
             return;
         };
         if r.ts.saturating_sub(pending.ts) > QUERY_TIMEOUT {
@@ -772,14 +771,23 @@ impl Aggregator {
             }
         };
         // The client's binding to the address now names this backend.
-        match self.bindings.get_mut(pair, |_| true) {
-            Some(b) => *b = id,
-            None => self.bindings.insert_new(pair, id),
+        if !self.backends.get(id as usize).is_some_and(|b| b.bound) {
+            let previous = match self.bindings.get_mut(pair, |_| true) {
+                Some(b) => std::mem::replace(b, id),
+                None => {
+                    self.bindings.insert_new(pair, id);
+                    NONE
+                }
+            };
+            if let Some(b) = self.backends.get_mut(previous as usize) {
+                b.bound = false;
+            }
         }
         let serial = self.response_serial;
         let Some(b) = self.backends.get_mut(id as usize) else {
             return;
         };
+        b.bound = true;
         if b.last_response != serial {
             b.last_response = serial;
             b.dns += 1;
@@ -820,6 +828,7 @@ impl Aggregator {
             last_response: 0,
             stale_conns: 0,
             port: 0,
+            bound: false,
             srv_priority: 0,
             srv_weight: 0,
             srv_ports: [0; INLINE_SRV_PORTS],
@@ -894,12 +903,9 @@ impl Aggregator {
     /// Whether this SYN repeats one (same 4-tuple and ISN) seen within the
     /// retransmission window; if not, it is remembered.
     fn retransmitted(&mut self, ts: u64, syn_key: u64) -> bool {
-        let secs = ts / SECOND;
-        if self.recent_syns.seen_recently(syn_key, secs) {
-            return true;
-        }
-        self.tally.syn_table_evicted += self.recent_syns.insert(syn_key, secs);
-        false
+        let (seen, evicted) = self.recent_syns.check_and_note(syn_key, ts / SECOND);
+        self.tally.syn_table_evicted += evicted;
+        seen
     }
 
     /// `-a`: the first segment of a connection seen while its client is

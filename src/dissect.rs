@@ -305,7 +305,7 @@ fn message_event(
         out.dns.push(ev);
         return Ok(Some(Dns::Query(out.dns.len() as u32 - 1)));
     }
-    read_records(&msg, q.end, qname, out)?;
+    let cnames = read_records(&msg, q.end, qname, out)?;
     ev.service = table::service_hash(&client, qname_hash);
     let first = out.backends.len() as u32;
     let mut digest = Digest {
@@ -315,7 +315,11 @@ fn message_event(
         chain_len: 0,
         ttl: None,
     };
-    digest.build_chain(qname, out);
+    digest.chain[0] = qname;
+    digest.chain_len = 1;
+    if cnames > 0 {
+        digest.build_chain(out);
+    }
     if q.qtype == dns::TYPE_SRV {
         digest.srv(out);
     } else {
@@ -328,14 +332,16 @@ fn message_event(
 }
 
 /// The answer and additional records of a response into `out.records`
-/// (authority records are skipped; so are types connbal does not use).
+/// (authority records are skipped; so are types connbal does not use);
+/// returns how many CNAME records the answer section holds.
 fn read_records(
     msg: &DnsMessage<'_>,
     question_end: usize,
     qname: Span,
     out: &mut EventBatch,
-) -> Result<(), DnsError> {
+) -> Result<usize, DnsError> {
     let answers = usize::from(msg.ancount);
+    let mut cnames = 0;
     let authority_end = answers + usize::from(msg.nscount);
     let total = authority_end + usize::from(msg.arcount);
     let buf = msg.bytes();
@@ -367,6 +373,7 @@ fn read_records(
             dns::TYPE_AAAA => RecordData::Addr(Addr::V6(rdata.try_into().map_err(|_| DnsError::BadRdata)?)),
             dns::TYPE_CNAME => {
                 let target = memo.read_rdata_name(buf, rec.rdata_start, rec.rdata_end, out)?;
+                cnames += usize::from(section == Section::Answer);
                 RecordData::Cname(target)
             }
             dns::TYPE_SRV => {
@@ -396,7 +403,7 @@ fn read_records(
             resolved: false,
         });
     }
-    Ok(())
+    Ok(cnames)
 }
 
 /// A response reduced to what it gives the client (SPEC §4).
@@ -428,16 +435,14 @@ impl Digest {
         self.chain.get(..self.chain_len).unwrap_or(&[])
     }
 
-    fn has(&self, names: &EventBatch, name: Span) -> bool {
-        self.chain().iter().any(|&s| same_name(names, s, name))
+    fn has(&self, out: &EventBatch, name: Span) -> bool {
+        in_chain(self.chain(), &out.names, name)
     }
 
-    /// The chain: the asked name plus every CNAME target reached from a
-    /// chain name by the answer's CNAME records, in any order, at most
-    /// [`MAX_CNAME_LINKS`] links.
-    fn build_chain(&mut self, qname: Span, out: &EventBatch) {
-        self.chain[0] = qname;
-        self.chain_len = 1;
+    /// The chain: the asked name (already in it) plus every CNAME target
+    /// reached from a chain name by the answer's CNAME records, in any
+    /// order, at most [`MAX_CNAME_LINKS`] links.
+    fn build_chain(&mut self, out: &EventBatch) {
         let mut grew = true;
         while grew && self.chain_len <= MAX_CNAME_LINKS {
             grew = false;
@@ -463,14 +468,19 @@ impl Digest {
     /// An A/AAAA response: the chain's addresses; the TTL is the smallest
     /// of the chain's answer records.
     fn addresses(&mut self, out: &mut EventBatch) {
-        for i in 0..out.records.len() {
-            let Some(&rec) = out.records.get(i) else { break };
-            if rec.section != Section::Answer || !self.has(out, rec.owner) {
+        let EventBatch {
+            records,
+            backends,
+            names,
+            ..
+        } = out;
+        for rec in records.iter() {
+            if rec.section != Section::Answer || !in_chain(self.chain(), names, rec.owner) {
                 continue;
             }
             self.lower(rec.ttl);
             if let RecordData::Addr(addr) = rec.data {
-                out.backends.push(self.backend(addr, None));
+                backends.push(self.backend(addr, None));
             }
         }
     }
@@ -534,17 +544,28 @@ impl Digest {
     }
 }
 
+/// Whether `name` is one of `chain`: by span first (owner names that
+/// were compression pointers share the span of the name they point to),
+/// then by bytes.
+#[inline(always)]
+fn in_chain(chain: &[Span], names: &NameArena, name: Span) -> bool {
+    chain.contains(&name) || chain.iter().any(|&s| same_bytes(names, s, name))
+}
+
 /// Whether two names in the batch's arena are the same name: the same
 /// span (a compression pointer reused the decoded name), else the same
 /// length and bytes, the first eight compared as one word.
+#[inline(always)]
 fn same_name(out: &EventBatch, a: Span, b: Span) -> bool {
-    if a == b {
-        return true;
-    }
+    a == b || same_bytes(&out.names, a, b)
+}
+
+#[inline(always)]
+fn same_bytes(names: &NameArena, a: Span, b: Span) -> bool {
     a.len == b.len
-        && out.names.prefix_word(a.start as usize, a.len as usize)
-            == out.names.prefix_word(b.start as usize, b.len as usize)
-        && out.name(a) == out.name(b)
+        && names.prefix_word(a.start as usize, a.len as usize)
+            == names.prefix_word(b.start as usize, b.len as usize)
+        && names.get(a.start as usize, a.len as usize) == names.get(b.start as usize, b.len as usize)
 }
 
 const HEADER_LEN: usize = 12;

@@ -474,6 +474,62 @@ fn emit_flood<W: Write>(em: &mut Emitter<'_, W>, kind: FloodKind, n: u64) -> io:
     }
 }
 
+/// One frame of each kind a workload holds, as the generator writes them
+/// (real name compression, EDNS), for benchmarks of single messages:
+/// (what it is, the Ethernet frame).
+pub fn sample_frames() -> Vec<(&'static str, Vec<u8>)> {
+    let mut rng = Rng::new(1);
+    let services: Vec<Service> = (0..4).map(|s| Service::new(s, &mut rng)).collect();
+    let client = client_addr(3, false);
+    let server = resolver(false);
+    let ttl = 300;
+    let query_frame = |msg: &[u8]| ethernet(Frame::default(), client, server, 17, &udp(40000, 53, msg));
+    let response_frame = |msg: &[u8]| ethernet(Frame::default(), server, client, 17, &udp(53, 40000, msg));
+    let mut out = vec![(
+        "syn",
+        ethernet(
+            Frame::default(),
+            client,
+            services[0].backend(0, 0, false),
+            6,
+            &tcp(40001, 80, 12345, SYN, &[]),
+        ),
+    )];
+    let a = &services[0];
+    let mut q = DnsWriter::new(7, false, [1, 0, 0, 1]);
+    q.question(&a.name, TYPE_A);
+    q.opt();
+    out.push(("query", query_frame(&q.msg)));
+    let mut r = DnsWriter::new(7, true, [1, 4, 0, 1]);
+    r.question(&a.name, TYPE_A);
+    for k in 0..4 {
+        r.addr(&a.name, a.backend(0, k, false), ttl);
+    }
+    r.opt();
+    out.push(("a_response_4", response_frame(&r.msg)));
+    let c = &services[2];
+    let mut r = DnsWriter::new(7, true, [1, 4, 0, 1]);
+    r.question(&c.name, TYPE_A);
+    r.cname(&c.name, &c.cname_target, ttl);
+    for k in 0..3 {
+        r.addr(&c.cname_target, c.backend(2, k, false), ttl);
+    }
+    r.opt();
+    out.push(("cname_response_3", response_frame(&r.msg)));
+    let s = &services[1];
+    let mut r = DnsWriter::new(7, true, [1, 3, 0, 4]);
+    r.question(&s.name, TYPE_SRV);
+    for k in 0..3 {
+        r.srv(&s.name, s.srv_port(k), &s.target(1, k), ttl);
+    }
+    for k in 0..3 {
+        r.addr(&s.target(1, k), s.backend(1, k, false), ttl);
+    }
+    r.opt();
+    out.push(("srv_response_3", response_frame(&r.msg)));
+    out
+}
+
 /// Writes the workload to `w` and returns its ground truth.
 pub fn generate<W: Write>(work: &Workload, w: W) -> io::Result<Generated> {
     let mut rng = Rng::new(work.seed);

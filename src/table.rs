@@ -325,7 +325,22 @@ impl<V: Copy + Default> FpTable<V> {
 
     /// Removes the entry with `hash` for which `eq` holds, and returns it.
     pub fn remove(&mut self, hash: u64, eq: impl FnMut(&V) -> bool) -> Option<V> {
-        let mut hole = self.find(hash, eq)?;
+        let at = self.find(hash, eq)?;
+        self.remove_at(at)
+    }
+
+    /// Removes and returns the entry with `hash` for which `eq` holds, if
+    /// `take` says so: one probe for a lookup that usually removes.
+    pub fn take_if(&mut self, hash: u64, eq: impl FnMut(&V) -> bool, take: impl FnOnce(&V) -> bool) -> Option<V> {
+        let at = self.find(hash, eq)?;
+        if !take(&self.slots.get(at)?.value) {
+            return None;
+        }
+        self.remove_at(at)
+    }
+
+    fn remove_at(&mut self, at: usize) -> Option<V> {
+        let mut hole = at;
         let removed = self.slots.get(hole)?.value;
         // Backward shift: move later entries of the probe run into the hole
         // when the hole lies between their home slot and where they sit.
@@ -447,6 +462,19 @@ impl<V: Copy + Default> Generations<V> {
             .or_else(|| self.previous.remove(key, |_| true))
     }
 
+    /// Removes and returns the entry of `key` if `take` holds for it; an
+    /// entry for which it does not stays.
+    pub fn take_if(&mut self, key: u64, take: impl Fn(&V) -> bool) -> Option<V> {
+        if let Some(found) = self.current.get(key, |_| true) {
+            return if take(found) {
+                self.current.remove(key, |_| true)
+            } else {
+                None
+            };
+        }
+        self.previous.take_if(key, |_| true, take)
+    }
+
     /// Inserts or replaces; returns how many entries were evicted to stay
     /// within the cap (each generation holds at most half of it).
     pub fn insert(&mut self, key: u64, value: V) -> u64 {
@@ -534,19 +562,10 @@ impl SynCache {
         }
     }
 
-    /// Whether `key` was seen at most the window before `secs`.
-    pub fn seen_recently(&self, key: u64, secs: u64) -> bool {
-        let tag = Self::tag(key);
-        self.set_of(key).is_some_and(|set| {
-            set.0
-                .iter()
-                .any(|&slot| slot & !SYN_TIME_MASK == tag && Self::age(secs, slot) <= self.window_secs)
-        })
-    }
-
-    /// Notes `key` as seen at `secs`; returns 1 when a recent entry had to
-    /// give way.
-    pub fn insert(&mut self, key: u64, secs: u64) -> u64 {
+    /// Whether `key` was seen at most the window before `secs`; if not,
+    /// notes it as seen at `secs`. Returns (seen, evicted): `evicted` is 1
+    /// when a recent entry had to give way.
+    pub fn check_and_note(&mut self, key: u64, secs: u64) -> (bool, u64) {
         let tag = Self::tag(key);
         let window = self.window_secs;
         if self.sets.is_empty() {
@@ -554,31 +573,38 @@ impl SynCache {
         }
         let mask = self.sets.len() - 1;
         let Some(set) = self.sets.get_mut(key as usize & mask) else {
-            return 0;
+            return (false, 0);
         };
         let entry = tag | (secs & SYN_TIME_MASK);
-        // Its own slot, else an empty one, else one gone stale, else the
-        // oldest.
-        let mut choice = 0;
-        let mut best = (0u8, 0u64);
-        for (i, &slot) in set.0.iter().enumerate() {
-            let rank = if slot & !SYN_TIME_MASK == tag {
-                (4, 0)
-            } else if slot == 0 {
-                (3, 0)
-            } else {
-                let age = Self::age(secs, slot);
-                (if age > window { 2 } else { 1 }, age)
-            };
-            if rank > best {
-                best = rank;
-                choice = i;
+        // Slots fill from the front and are never emptied, so the key's
+        // own slot, if any, comes before the first empty one.
+        for slot in set.0.iter_mut() {
+            if *slot == 0 {
+                *slot = entry;
+                return (false, 0);
+            }
+            if *slot & !SYN_TIME_MASK == tag {
+                if Self::age(secs, *slot) <= window {
+                    return (true, 0);
+                }
+                *slot = entry;
+                return (false, 0);
             }
         }
-        if let Some(slot) = set.0.get_mut(choice) {
+        // A full set: an entry gone stale gives way, else the oldest.
+        let mut victim = 0;
+        let mut oldest = 0;
+        for (i, &slot) in set.0.iter().enumerate() {
+            let age = Self::age(secs, slot);
+            if age > oldest {
+                oldest = age;
+                victim = i;
+            }
+        }
+        if let Some(slot) = set.0.get_mut(victim) {
             *slot = entry;
         }
-        u64::from(best.0 == 1)
+        (false, u64::from(oldest <= window))
     }
 }
 
@@ -672,18 +698,17 @@ mod tests {
     fn syn_cache_remembers_within_the_window() {
         let mut c = SynCache::new(64, 120);
         let base = 1_700_000_000;
-        assert_eq!(c.insert(7, base), 0);
-        assert!(c.seen_recently(7, base));
-        assert!(c.seen_recently(7, base + 120));
-        assert!(!c.seen_recently(7, base + 121));
-        assert!(!c.seen_recently(8, base));
-        assert!(!c.seen_recently(7 | (1 << 40), base));
+        assert_eq!(c.check_and_note(7, base), (false, 0));
+        assert_eq!(c.check_and_note(7, base), (true, 0));
+        assert_eq!(c.check_and_note(7, base + 120), (true, 0));
+        assert_eq!(c.check_and_note(8, base), (false, 0));
+        assert_eq!(c.check_and_note(7 | (1 << 40), base), (false, 0));
         // A clock that steps back: no time passed.
-        assert!(c.seen_recently(7, base - 5));
-        // Re-noting refreshes the time, in the same slot.
-        c.insert(7, base + 100);
-        assert!(c.seen_recently(7, base + 220));
-        assert_eq!(c.sets.iter().flat_map(|s| s.0).filter(|&s| s != 0).count(), 1);
+        assert_eq!(c.check_and_note(7, base - 5), (true, 0));
+        // Past the window: not seen, and noted again at the new time.
+        assert_eq!(c.check_and_note(7, base + 121), (false, 0));
+        assert_eq!(c.check_and_note(7, base + 241), (true, 0));
+        assert_eq!(c.sets.iter().flat_map(|s| s.0).filter(|&s| s != 0).count(), 3);
     }
 
     #[test]
@@ -693,15 +718,15 @@ mod tests {
         let base = 1_000;
         let key = |k: u64| k << 40;
         for k in 0..8 {
-            assert_eq!(c.insert(key(k), base + k), 0);
+            assert_eq!(c.check_and_note(key(k), base + k), (false, 0));
         }
         // Full of recent entries: the oldest (k = 0) is evicted.
-        assert_eq!(c.insert(key(8), base + 10), 1);
-        assert!(!c.seen_recently(key(0), base + 10));
-        assert!(c.seen_recently(key(1), base + 10));
+        assert_eq!(c.check_and_note(key(8), base + 10), (false, 1));
+        assert_eq!(c.check_and_note(key(1), base + 10), (true, 0));
+        assert_eq!(c.check_and_note(key(0), base + 10), (false, 1));
         // Much later everything is stale: no eviction is counted.
-        assert_eq!(c.insert(key(9), base + 500), 0);
-        assert!(c.seen_recently(key(9), base + 500));
+        assert_eq!(c.check_and_note(key(9), base + 500), (false, 0));
+        assert_eq!(c.check_and_note(key(9), base + 500), (true, 0));
     }
 
     #[test]
