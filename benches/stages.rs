@@ -137,7 +137,10 @@ fn messages(n: usize) {
         };
         f(&dissector, frame, &mut batch, n);
         let ns = start.elapsed().as_nanos() as f64 / n as f64;
-        println!("message  {name:<18} {:>4} bytes  dissection {ns:>6.1} ns", frame.len());
+        println!(
+            "message  {name:<18} {:>4} bytes  dissection {ns:>6.1} ns",
+            frame.len()
+        );
     }
 }
 
@@ -165,7 +168,11 @@ fn aggregator_messages(n: usize) {
     let mut agg = Aggregator::new(Options::default());
     agg.apply(&lookup);
     for (name, f, batch) in [
-        ("agg_lookup_pair", agg_lookup as fn(&mut Aggregator, &EventBatch, usize), &lookup),
+        (
+            "agg_lookup_pair",
+            agg_lookup as fn(&mut Aggregator, &EventBatch, usize),
+            &lookup,
+        ),
         ("agg_syn", agg_syn, &syns),
     ] {
         let start = Instant::now();

@@ -90,8 +90,10 @@ pub enum Kind {
     Srv,
 }
 
-/// One (client, asked name).
+/// One (client, asked name): one cache line, all of it touched by every
+/// lookup of the name.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct Service {
     /// [`crate::table::name_hash`] of the name: with the client, the key.
     name_hash: u64,
@@ -111,11 +113,12 @@ pub struct Service {
     client_slot: u32,
     pub name: NameId,
     pub kind: Kind,
-    pub client: Addr,
 }
 
-/// One (client, name, address).
+/// One (client, name, address): one cache line (its address, read only
+/// for output, lives in `Aggregator::backend_addrs`).
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct Backend {
     pub service: u32,
     /// The next backend of the same service, or [`NONE`].
@@ -143,7 +146,6 @@ pub struct Backend {
     /// `Aggregator::more_srv_ports`).
     srv_ports: [u16; INLINE_SRV_PORTS],
     srv_port_count: u8,
-    pub addr: Addr,
 }
 
 /// At most this many SRV ports are kept per backend.
@@ -216,6 +218,8 @@ pub struct Aggregator {
     /// Service hash -> service.
     service_index: FpTable<u32>,
     pub backends: Vec<Backend>,
+    /// Each backend's address, by backend id.
+    backend_addrs: Vec<Addr>,
     /// Backend hash of (service, address) -> backend.
     backend_index: FpTable<u32>,
     more_srv_ports: Map<u32, Vec<u16>>,
@@ -237,6 +241,8 @@ pub struct Aggregator {
     next_sweep: u64,
     next_full_sweep: u64,
     clients: FpTable<ClientSlot>,
+    /// By client slot: the client's address, and what it holds.
+    client_addrs: Vec<Addr>,
     usage: Vec<Usage>,
     response_serial: u64,
     pub counters: Counters,
@@ -259,6 +265,7 @@ impl Aggregator {
             services: Vec::new(),
             service_index: FpTable::default(),
             backends: Vec::new(),
+            backend_addrs: Vec::new(),
             backend_index: FpTable::default(),
             more_srv_ports: Map::default(),
             more_conns: Map::default(),
@@ -270,6 +277,7 @@ impl Aggregator {
             next_sweep: 0,
             next_full_sweep: 0,
             clients: FpTable::default(),
+            client_addrs: Vec::new(),
             usage: Vec::new(),
             response_serial: 0,
             counters: Counters::default(),
@@ -299,6 +307,9 @@ impl Aggregator {
             self.counters.add(&batch.counters);
         }
         let events = batch.events.get(from..).unwrap_or(&[]);
+        for ev in events.iter().take(3 * PREFETCH_AHEAD) {
+            prefetch_batch(ev, batch);
+        }
         for ev in events.iter().take(2 * PREFETCH_AHEAD) {
             self.prefetch_slots(ev, batch);
         }
@@ -308,6 +319,12 @@ impl Aggregator {
         for (i, ev) in events.iter().enumerate() {
             if ev.ts() >= stop_at {
                 return from + i;
+            }
+            // The batch was written on another core: its events (and the
+            // DNS events they point to) are loaded furthest ahead, then the
+            // index slots they will probe, then the entries those lead to.
+            if let Some(ahead) = events.get(i + 3 * PREFETCH_AHEAD) {
+                prefetch_batch(ahead, batch);
             }
             if let Some(ahead) = events.get(i + 2 * PREFETCH_AHEAD) {
                 self.prefetch_slots(ahead, batch);
@@ -559,9 +576,11 @@ impl Aggregator {
     fn find_service(&self, r: &DnsEvent) -> Option<u32> {
         self.service_index
             .get(r.service, |&id| {
+                // The service hash covers the client; the name is checked
+                // by its hash here too (a second, independent 64 bits).
                 self.services
                     .get(id as usize)
-                    .is_some_and(|s| s.name_hash == r.qname_hash && s.client == r.client)
+                    .is_some_and(|s| s.name_hash == r.qname_hash)
             })
             .copied()
     }
@@ -603,7 +622,6 @@ impl Aggregator {
             client_slot: slot,
             name,
             kind,
-            client: r.client,
         });
         self.service_index.insert_new(r.service, id);
         Some((id, name))
@@ -617,6 +635,7 @@ impl Aggregator {
         }
         let slot = self.usage.len() as u32;
         self.usage.push(Usage::default());
+        self.client_addrs.push(client);
         self.clients.insert_new(hash, ClientSlot { addr: client, slot });
         slot
     }
@@ -639,7 +658,7 @@ impl Aggregator {
                 let Some(hash) = self
                     .services
                     .get(srv_service as usize)
-                    .map(|s| service_hash(&s.client, s.name_hash))
+                    .map(|s| service_hash(&self.client_of(s), s.name_hash))
                 else {
                     continue;
                 };
@@ -753,10 +772,9 @@ impl Aggregator {
             return;
         }
         let backends = &self.backends;
+        // The backend hash covers the service and the address.
         let found = self.backend_index.get(key, |&id| {
-            backends
-                .get(id as usize)
-                .is_some_and(|b| b.service == service && b.addr == addr)
+            backends.get(id as usize).is_some_and(|b| b.service == service)
         });
         let id = match found {
             Some(&id) => id,
@@ -833,8 +851,8 @@ impl Aggregator {
             srv_weight: 0,
             srv_ports: [0; INLINE_SRV_PORTS],
             srv_port_count: 0,
-            addr,
         });
+        self.backend_addrs.push(addr);
         id
     }
 
@@ -868,6 +886,22 @@ impl Aggregator {
             .iter()
             .copied()
             .chain(self.more_srv_ports.get(&id).into_iter().flatten().copied())
+    }
+
+    /// The address of backend `id`.
+    pub fn backend_addr(&self, id: u32) -> Addr {
+        self.backend_addrs
+            .get(id as usize)
+            .copied()
+            .unwrap_or(Addr::V4([0; 4]))
+    }
+
+    /// The client of a service.
+    pub fn client_of(&self, service: &Service) -> Addr {
+        self.client_addrs
+            .get(service.client_slot as usize)
+            .copied()
+            .unwrap_or(Addr::V4([0; 4]))
     }
 
     /// A service's backends (id and backend), in the order first seen.
@@ -1076,6 +1110,28 @@ impl<'a> Iterator for BackendsOf<'a> {
     }
 }
 
+/// Starts loading an event and the record it points to, if any.
+#[inline(always)]
+fn prefetch_batch(ev: &Event, batch: &EventBatch) {
+    prefetch(ev);
+    match *ev {
+        Event::Query { index, .. } | Event::Response { index, .. } => {
+            if let Some(d) = batch.dns.get(index as usize) {
+                prefetch(d);
+                if let Some(first) = batch.backends.get(d.backends.0 as usize) {
+                    prefetch(first);
+                }
+            }
+        }
+        Event::Segment { index, .. } => {
+            if let Some(s) = batch.segments.get(index as usize) {
+                prefetch(s);
+            }
+        }
+        Event::Syn { .. } | Event::TcpData { .. } | Event::Fragment { .. } => {}
+    }
+}
+
 /// When a TTL that starts at `ts` runs out (0 seconds without one).
 fn expiry(ts: u64, ttl: Option<u32>) -> u64 {
     ts.saturating_add(u64::from(ttl.unwrap_or(0)) * SECOND)
@@ -1083,4 +1139,13 @@ fn expiry(ts: u64, ttl: Option<u32>) -> u64 {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod layout {
+    #[test]
+    fn hot_structs_fill_one_cache_line() {
+        assert_eq!(size_of::<super::Service>(), 64);
+        assert_eq!(size_of::<super::Backend>(), 64);
+    }
 }

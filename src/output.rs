@@ -113,9 +113,9 @@ pub fn name_of(agg: &Aggregator, service: &Service) -> Rc<str> {
 /// The rows of one (client, name), unsorted (SPEC §5, "Ports shown").
 pub fn service_rows(agg: &Aggregator, ports: &PortsByBackend, service: &Service, out: &mut Vec<Row>) {
     let name = name_of(agg, service);
-    let row = |b: &Backend, port: Option<u16>, conns: u64| Row {
-        client: service.client,
-        backend: b.addr,
+    let row = |id: u32, b: &Backend, port: Option<u16>, conns: u64| Row {
+        client: agg.client_of(service),
+        backend: agg.backend_addr(id),
         port,
         conns,
         dns: u64::from(b.dns),
@@ -130,7 +130,7 @@ pub fn service_rows(agg: &Aggregator, ports: &PortsByBackend, service: &Service,
                 wanted.extend(ports.of(id).iter().map(|&(p, _)| p));
                 wanted.sort_unstable();
                 wanted.dedup();
-                out.extend(wanted.iter().map(|&p| row(b, Some(p), ports.conns(id, p))));
+                out.extend(wanted.iter().map(|&p| row(id, b, Some(p), ports.conns(id, p))));
             }
         }
         Kind::Address => {
@@ -141,9 +141,9 @@ pub fn service_rows(agg: &Aggregator, ports: &PortsByBackend, service: &Service,
             wanted.dedup();
             for (id, b) in agg.backends_of(service) {
                 if wanted.is_empty() {
-                    out.push(row(b, None, 0));
+                    out.push(row(id, b, None, 0));
                 } else {
-                    out.extend(wanted.iter().map(|&p| row(b, Some(p), ports.conns(id, p))));
+                    out.extend(wanted.iter().map(|&p| row(id, b, Some(p), ports.conns(id, p))));
                 }
             }
         }

@@ -72,7 +72,7 @@ pub fn services(agg: &Aggregator) -> Vec<ServiceReport> {
             let balance = balance_of(agg, s, &rows);
             let (conns, stale_conns) = output::service_conns(agg, &ports, s);
             ServiceReport {
-                client: s.client,
+                client: agg.client_of(s),
                 name,
                 kind: s.kind,
                 lookups: s.lookups,
@@ -109,22 +109,25 @@ fn balance_of(agg: &Aggregator, s: &Service, rows: &[Row]) -> Vec<Balance> {
                 .collect()
         }
         Kind::Srv => {
-            let backends: Vec<_> = agg.backends_of(s).map(|(_, b)| b).collect();
-            let Some(best) = backends.iter().map(|b| b.srv_priority).min() else {
+            let backends: Vec<_> = agg
+                .backends_of(s)
+                .map(|(id, b)| (agg.backend_addr(id), b))
+                .collect();
+            let Some(best) = backends.iter().map(|(_, b)| b.srv_priority).min() else {
                 return Vec::new();
             };
-            let group: Vec<_> = backends.iter().filter(|b| b.srv_priority == best).collect();
+            let group: Vec<_> = backends.iter().filter(|(_, b)| b.srv_priority == best).collect();
             if group.len() < 2 {
                 return Vec::new();
             }
             let counts: Vec<u64> = group
                 .iter()
-                .map(|b| rows.iter().filter(|r| r.backend == b.addr).map(|r| r.conns).sum())
+                .map(|(addr, _)| rows.iter().filter(|r| r.backend == *addr).map(|r| r.conns).sum())
                 .collect();
-            let weights: Vec<f64> = group.iter().map(|b| f64::from(b.srv_weight)).collect();
+            let weights: Vec<f64> = group.iter().map(|(_, b)| f64::from(b.srv_weight)).collect();
             let mut group_ports: Vec<u16> = rows
                 .iter()
-                .filter(|r| group.iter().any(|b| b.addr == r.backend))
+                .filter(|r| group.iter().any(|(addr, _)| *addr == r.backend))
                 .filter_map(|r| r.port)
                 .collect();
             group_ports.sort_unstable();

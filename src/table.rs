@@ -331,7 +331,12 @@ impl<V: Copy + Default> FpTable<V> {
 
     /// Removes and returns the entry with `hash` for which `eq` holds, if
     /// `take` says so: one probe for a lookup that usually removes.
-    pub fn take_if(&mut self, hash: u64, eq: impl FnMut(&V) -> bool, take: impl FnOnce(&V) -> bool) -> Option<V> {
+    pub fn take_if(
+        &mut self,
+        hash: u64,
+        eq: impl FnMut(&V) -> bool,
+        take: impl FnOnce(&V) -> bool,
+    ) -> Option<V> {
         let at = self.find(hash, eq)?;
         if !take(&self.slots.get(at)?.value) {
             return None;
