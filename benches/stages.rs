@@ -192,12 +192,16 @@ fn agg_lookup(agg: &mut Aggregator, batch: &EventBatch, rounds: usize) {
 
 #[inline(never)]
 fn agg_syn(agg: &mut Aggregator, batch: &EventBatch, rounds: usize) {
-    for _ in 0..rounds + black_box(1) - 1 {
+    black_box(1);
+    for _ in 0..rounds {
         agg.apply(batch);
     }
 }
 
-fn dissect_frame(d: &Dissector, frame: &[u8], batch: &mut EventBatch, n: usize) {
+/// `salt` keeps the per-kind wrappers below distinct functions (the
+/// compiler would merge identical ones, and callgrind count them as one).
+fn dissect_frame(d: &Dissector, frame: &[u8], batch: &mut EventBatch, n: usize, salt: u8) {
+    black_box(salt);
     for i in 0..n {
         if i % 1024 == 0 {
             batch.clear();
@@ -209,27 +213,27 @@ fn dissect_frame(d: &Dissector, frame: &[u8], batch: &mut EventBatch, n: usize) 
 
 #[inline(never)]
 fn msg_syn(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n + black_box(0) - 0);
+    dissect_frame(d, f, b, n, 0);
 }
 
 #[inline(never)]
 fn msg_query(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n + black_box(1) - 1);
+    dissect_frame(d, f, b, n, 1);
 }
 
 #[inline(never)]
 fn msg_a(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n + black_box(2) - 2);
+    dissect_frame(d, f, b, n, 2);
 }
 
 #[inline(never)]
 fn msg_cname(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n + black_box(3) - 3);
+    dissect_frame(d, f, b, n, 3);
 }
 
 #[inline(never)]
 fn msg_srv(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n + black_box(4) - 4);
+    dissect_frame(d, f, b, n, 4);
 }
 
 fn main() {
