@@ -904,6 +904,13 @@ impl Aggregator {
             .unwrap_or(Addr::V4([0; 4]))
     }
 
+    /// Starts loading a service's first backend (output walks many).
+    pub fn prefetch_first_backend(&self, service: &Service) {
+        if let Some(b) = self.backends.get(service.first_backend as usize) {
+            prefetch(b);
+        }
+    }
+
     /// A service's backends (id and backend), in the order first seen.
     pub fn backends_of(&self, service: &Service) -> BackendsOf<'_> {
         BackendsOf {

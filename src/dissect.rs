@@ -305,26 +305,33 @@ fn message_event(
         out.dns.push(ev);
         return Ok(Some(Dns::Query(out.dns.len() as u32 - 1)));
     }
-    let cnames = read_records(&msg, q.end, qname, out)?;
     ev.service = table::service_hash(&client, qname_hash);
-    let first = out.backends.len() as u32;
+    let first = out.backends.len();
     let mut digest = Digest {
         client,
         service: ev.service,
         chain: [Span::default(); 1 + MAX_CNAME_LINKS],
-        chain_len: 0,
+        chain_len: 1,
         ttl: None,
     };
     digest.chain[0] = qname;
-    digest.chain_len = 1;
-    if cnames > 0 {
-        digest.build_chain(out);
+    // An A/AAAA response without CNAME records has the asked name for its
+    // whole chain: its backends are known as the records are read.
+    let addresses = q.qtype != dns::TYPE_SRV;
+    let cnames = read_records(&msg, q.end, &mut digest, addresses, out)?;
+    if !addresses || cnames > 0 {
+        out.backends.truncate(first);
+        digest.ttl = None;
+        if cnames > 0 {
+            digest.build_chain(out);
+        }
+        if addresses {
+            digest.addresses(out);
+        } else {
+            digest.srv(out);
+        }
     }
-    if q.qtype == dns::TYPE_SRV {
-        digest.srv(out);
-    } else {
-        digest.addresses(out);
-    }
+    let first = first as u32;
     ev.backends = (first, out.backends.len() as u32);
     ev.ttl = digest.ttl;
     out.dns.push(ev);
@@ -333,13 +340,17 @@ fn message_event(
 
 /// The answer and additional records of a response into `out.records`
 /// (authority records are skipped; so are types connbal does not use);
-/// returns how many CNAME records the answer section holds.
+/// returns how many CNAME records the answer section holds. With
+/// `addresses`, also digests it as if the chain were the asked name alone
+/// (the digest's chain): right when the count is 0.
 fn read_records(
     msg: &DnsMessage<'_>,
     question_end: usize,
-    qname: Span,
+    digest: &mut Digest,
+    addresses: bool,
     out: &mut EventBatch,
 ) -> Result<usize, DnsError> {
+    let qname = digest.chain[0];
     let answers = usize::from(msg.ancount);
     let mut cnames = 0;
     let authority_end = answers + usize::from(msg.nscount);
@@ -394,6 +405,12 @@ fn read_records(
             Some(span) => span,
             None => memo.read(buf, rec.owner, out)?.0,
         };
+        if addresses && section == Section::Answer && same_name(out, owner, qname) {
+            digest.lower(rec.ttl);
+            if let RecordData::Addr(addr) = data {
+                out.backends.push(digest.backend(addr, None));
+            }
+        }
         out.records.push(Record {
             owner,
             ttl: rec.ttl,

@@ -156,7 +156,7 @@ fn main() -> ExitCode {
             );
         }
         written = written.and_then(|()| match format {
-            OutputFormat::Tsv => output::write_tsv(&output::rows(agg), &mut out),
+            OutputFormat::Tsv => output::write_summary_tsv(agg, &mut out),
             _ => out.write_all(&report::render(agg, format, style)),
         });
     }

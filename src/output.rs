@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use crate::addr::{Addr, push_decimal};
 use crate::aggregate::{Aggregator, Backend, Kind, Service};
+use crate::intern::NameId;
 use crate::wire::dns::presentation_string;
 
 /// One (client, backend address, port, name) line of the summary.
@@ -96,30 +97,69 @@ pub fn service_conns(agg: &Aggregator, ports: &PortsByBackend, service: &Service
 pub fn rows(agg: &Aggregator) -> Vec<Row> {
     let ports = PortsByBackend::new(agg);
     let mut out = Vec::with_capacity(agg.backends.len());
-    for service in &agg.services {
-        if agg.reported(service) {
-            service_rows(agg, &ports, service, &mut out);
+    for (service, name) in sorted_services(agg) {
+        let start = out.len();
+        service_rows(agg, &ports, service, &name, &mut out);
+        if let Some(mine) = out.get_mut(start..) {
+            mine.sort_unstable_by_key(|r| (r.backend, r.port));
         }
     }
-    sort_rows(&mut out);
     out
 }
 
-/// The name of a service in report form.
-pub fn name_of(agg: &Aggregator, service: &Service) -> Rc<str> {
-    presentation_string(agg.names.name(service.name)).into()
+/// The reported services with their names in report form, sorted by
+/// client, then name (bytes). Each distinct name is rendered once, and
+/// services are sorted by the rank of their name: no string is compared
+/// per service.
+pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Rc<str>)> {
+    let reported: Vec<&Service> = agg.services.iter().filter(|s| agg.reported(s)).collect();
+    let mut ids: Vec<NameId> = reported.iter().map(|s| s.name).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut names: Vec<(Rc<str>, NameId)> = ids
+        .into_iter()
+        .map(|id| (presentation_string(agg.names.name(id)).into(), id))
+        .collect();
+    names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    // By name id: (rank, name); ids are dense from 0.
+    let mut by_id: Vec<Option<(u32, Rc<str>)>> = vec![None; agg.names.len()];
+    for (rank, (name, id)) in names.into_iter().enumerate() {
+        if let Some(slot) = by_id.get_mut(id.0 as usize) {
+            *slot = Some((rank as u32, name));
+        }
+    }
+    let mut keyed: Vec<(Addr, u32, &Service)> = reported
+        .into_iter()
+        .filter_map(|s| {
+            let (rank, _) = by_id.get(s.name.0 as usize)?.as_ref()?;
+            Some((agg.client_of(s), *rank, s))
+        })
+        .collect();
+    keyed.sort_unstable_by_key(|&(client, rank, _)| (client, rank));
+    keyed
+        .into_iter()
+        .filter_map(|(_, _, s)| {
+            let (_, name) = by_id.get(s.name.0 as usize)?.as_ref()?;
+            Some((s, Rc::clone(name)))
+        })
+        .collect()
 }
 
 /// The rows of one (client, name), unsorted (SPEC §5, "Ports shown").
-pub fn service_rows(agg: &Aggregator, ports: &PortsByBackend, service: &Service, out: &mut Vec<Row>) {
-    let name = name_of(agg, service);
+pub fn service_rows(
+    agg: &Aggregator,
+    ports: &PortsByBackend,
+    service: &Service,
+    name: &Rc<str>,
+    out: &mut Vec<Row>,
+) {
     let row = |id: u32, b: &Backend, port: Option<u16>, conns: u64| Row {
         client: agg.client_of(service),
         backend: agg.backend_addr(id),
         port,
         conns,
         dns: u64::from(b.dns),
-        name: Rc::clone(&name),
+        name: Rc::clone(name),
     };
     let mut wanted: Vec<u16> = Vec::new();
     match service.kind {
@@ -167,20 +207,54 @@ pub fn sort_rows(rows: &mut [Row]) {
 pub fn write_tsv(rows: &[Row], w: &mut impl Write) -> io::Result<()> {
     let mut buf = Vec::with_capacity(1 << 16);
     for r in rows {
-        r.client.write_padded(&mut buf, None);
-        buf.push(b'\t');
-        r.backend.write_padded(&mut buf, Some(r.port));
-        buf.push(b'\t');
-        push_decimal(&mut buf, r.conns);
-        buf.push(b'\t');
-        push_decimal(&mut buf, r.dns);
-        buf.push(b'\t');
-        buf.extend_from_slice(r.name.as_bytes());
-        buf.push(b'\n');
+        push_row(&mut buf, r);
         if buf.len() >= 1 << 16 {
             w.write_all(&buf)?;
             buf.clear();
         }
     }
     w.write_all(&buf)
+}
+
+/// The whole TSV summary of `agg`, written a service at a time: the same
+/// bytes as `write_tsv(&rows(agg), w)` without holding every row.
+pub fn write_summary_tsv(agg: &Aggregator, w: &mut impl Write) -> io::Result<()> {
+    let ports = PortsByBackend::new(agg);
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut rows = Vec::new();
+    let services = sorted_services(agg);
+    for (i, (service, name)) in services.iter().enumerate() {
+        // Sorted by client and name, services are visited in no order of
+        // memory: load them, and their first backends, a few ahead.
+        if let Some((ahead, _)) = services.get(i + 8) {
+            crate::table::prefetch(*ahead);
+        }
+        if let Some((ahead, _)) = services.get(i + 4) {
+            agg.prefetch_first_backend(ahead);
+        }
+        rows.clear();
+        service_rows(agg, &ports, service, name, &mut rows);
+        rows.sort_unstable_by_key(|r| (r.backend, r.port));
+        for r in &rows {
+            push_row(&mut buf, r);
+        }
+        if buf.len() >= 1 << 16 {
+            w.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    w.write_all(&buf)
+}
+
+fn push_row(buf: &mut Vec<u8>, r: &Row) {
+    r.client.write_padded(buf, None);
+    buf.push(b'\t');
+    r.backend.write_padded(buf, Some(r.port));
+    buf.push(b'\t');
+    push_decimal(buf, r.conns);
+    buf.push(b'\t');
+    push_decimal(buf, r.dns);
+    buf.push(b'\t');
+    buf.extend_from_slice(r.name.as_bytes());
+    buf.push(b'\n');
 }

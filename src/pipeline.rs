@@ -243,8 +243,7 @@ pub fn dissect_records(dissector: &Dissector, bytes: &[u8], records: &[RecordMet
 pub fn summarize(bytes: &[u8], config: &Config) -> Result<(String, Outcome), crate::source::OpenError> {
     let source = Source::from_reader("memory", Box::new(std::io::Cursor::new(bytes.to_vec())))?;
     let outcome = run(source, config, Hooks::default());
-    let rows = crate::output::rows(&outcome.aggregator);
     let mut out = Vec::new();
-    let _ = crate::output::write_tsv(&rows, &mut out);
+    let _ = crate::output::write_summary_tsv(&outcome.aggregator, &mut out);
     Ok((String::from_utf8_lossy(&out).into_owned(), outcome))
 }

@@ -58,17 +58,12 @@ impl ServiceReport {
 /// Every reported (client, name), sorted like the rows.
 pub fn services(agg: &Aggregator) -> Vec<ServiceReport> {
     let ports = output::PortsByBackend::new(agg);
-    let mut out: Vec<ServiceReport> = agg
-        .services
-        .iter()
-        .filter(|s| agg.reported(s))
-        .map(|s| {
+    output::sorted_services(agg)
+        .into_iter()
+        .map(|(s, name)| {
             let mut rows = Vec::new();
-            output::service_rows(agg, &ports, s, &mut rows);
+            output::service_rows(agg, &ports, s, &name, &mut rows);
             output::sort_rows(&mut rows);
-            let name = rows
-                .first()
-                .map_or_else(|| output::name_of(agg, s), |r| Rc::clone(&r.name));
             let balance = balance_of(agg, s, &rows);
             let (conns, stale_conns) = output::service_conns(agg, &ports, s);
             ServiceReport {
@@ -84,9 +79,7 @@ pub fn services(agg: &Aggregator) -> Vec<ServiceReport> {
                 balance,
             }
         })
-        .collect();
-    out.sort_by(|a, b| (a.client, a.name.as_bytes()).cmp(&(b.client, b.name.as_bytes())));
-    out
+        .collect()
 }
 
 fn balance_of(agg: &Aggregator, s: &Service, rows: &[Row]) -> Vec<Balance> {
@@ -456,7 +449,7 @@ pub fn render(agg: &Aggregator, format: crate::cli::OutputFormat, style: Style) 
     match format {
         OutputFormat::Tsv => {
             let mut out = Vec::new();
-            let _ = output::write_tsv(&output::rows(agg), &mut out);
+            let _ = output::write_summary_tsv(agg, &mut out);
             out
         }
         OutputFormat::Json => json(agg).into_bytes(),
