@@ -9,6 +9,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use memmap2::Mmap;
@@ -24,6 +25,9 @@ pub const BATCH_BYTES: usize = 1 << 20;
 pub const PIPE_BUFFER: usize = 1 << 20;
 /// Pipe buffers in circulation: bounds memory whatever the capture's length.
 pub const PIPE_BUFFERS: usize = 8;
+/// How long a quiet pipe is waited on for more before what was read is
+/// handed over: the most a record waits in the reader.
+pub const COALESCE: Duration = Duration::from_millis(50);
 
 /// The bytes of one batch: a window of the mapped file, or an owned buffer.
 pub enum Chunk {
@@ -148,6 +152,12 @@ pub trait Stream: Read + Send {
     fn ready(&self) -> bool {
         false
     }
+
+    /// Waits at most `timeout` for bytes to read (or the end); whether
+    /// there are some.
+    fn wait_ready(&self, _timeout: Duration) -> bool {
+        false
+    }
 }
 
 /// Any reader, with no way to look ahead (tests, in-memory input).
@@ -180,13 +190,17 @@ impl<T: Read> Read for Fd<T> {
 
 impl<T: Read + AsFd + Send> Stream for Fd<T> {
     fn ready(&self) -> bool {
+        self.wait_ready(Duration::ZERO)
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> bool {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
         let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
-        let now = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
+        let timeout = Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
         };
-        poll(&mut fds, Some(&now)).is_ok_and(|n| n > 0)
+        poll(&mut fds, Some(&timeout)).is_ok_and(|n| n > 0)
     }
 }
 
@@ -543,9 +557,19 @@ fn read_stream(
             }
             Ok(n) => {
                 filled += n;
-                // Under load, fill this buffer with what is already waiting
-                // before framing it: few large batches, not many small ones.
-                while filled < buf.len() && reader.ready() {
+                // Fill this buffer with what is waiting before framing it:
+                // few large batches, not many small ones. A live capture
+                // trickles in (snoop writes what each tick caught): when
+                // the pipe goes quiet, wait a little for more rather than
+                // waking every thread for a handful of records.
+                let started = Instant::now();
+                while filled < buf.len() {
+                    if !reader.ready() {
+                        let waited = started.elapsed();
+                        if waited >= COALESCE || !reader.wait_ready(COALESCE - waited) {
+                            break;
+                        }
+                    }
                     match reader.read(buf.get_mut(filled..).unwrap_or(&mut [])) {
                         Ok(0) | Err(_) => break,
                         Ok(m) => filled += m,
