@@ -85,7 +85,10 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
     frame_all(bytes, &mut metas);
     let (t_frame, ()) = best(runs, || frame_all(black_box(bytes), &mut metas));
     let n = metas.len() as f64;
-    let dissector = Dissector { all_segments: all };
+    let dissector = Dissector {
+        all_segments: all,
+        filter: None,
+    };
     let dissect_into = |part: &[RecordMeta], batch: &mut EventBatch| {
         dissect_records(&dissector, bytes, part, batch);
     };

@@ -18,7 +18,7 @@ use crate::intern::{Interner, Map, NameId};
 use crate::reassembly::{Fragments, TcpStreams};
 use crate::stats::{Counters, Tally};
 use crate::table::{FpTable, Generations, SynCache, backend_hash, fingerprint, prefetch, service_hash};
-use crate::wire::dns::{TYPE_SRV, presentation};
+use crate::wire::dns::TYPE_SRV;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
 pub use crate::dissect::MAX_CNAME_LINKS;
@@ -344,9 +344,19 @@ impl Aggregator {
                         self.segment(t);
                     }
                 }
-                Event::Query { index, .. } => {
+                Event::Query {
+                    ts,
+                    key,
+                    name_hash,
+                    qtype,
+                } => self.pending_query(ts, key, name_hash, qtype),
+                Event::FilteredQuery { index, .. } => {
                     if let Some(q) = batch.dns.get(index as usize) {
-                        self.query(q, batch);
+                        if self.awaited_target(q.client, batch.name(q.qname)) {
+                            self.pending_query(q.ts, q.key, q.qname_hash, q.qtype);
+                        } else {
+                            self.tally.queries_filtered += 1;
+                        }
                     }
                 }
                 Event::Response { index, .. } => {
@@ -384,11 +394,8 @@ impl Aggregator {
                     self.connections.prefetch(t.connection);
                 }
             }
-            Event::Query { index, .. } => {
-                if let Some(q) = batch.dns.get(index as usize) {
-                    self.pending.prefetch(q.key);
-                }
-            }
+            Event::Query { key, .. } => self.pending.prefetch(key),
+            Event::FilteredQuery { .. } => {}
             Event::Response { index, .. } => {
                 let Some(r) = batch.dns.get(index as usize) else {
                     return;
@@ -440,7 +447,10 @@ impl Aggregator {
                     }
                 }
             }
-            Event::Query { .. } | Event::TcpData { .. } | Event::Fragment { .. } => {}
+            Event::Query { .. }
+            | Event::FilteredQuery { .. }
+            | Event::TcpData { .. }
+            | Event::Fragment { .. } => {}
         }
     }
 
@@ -499,34 +509,34 @@ impl Aggregator {
         self.scratch = scratch;
     }
 
+    /// A query put back together here (DNS over TCP, fragments): the
+    /// filter is checked here rather than by a worker.
     fn query(&mut self, q: &DnsEvent, batch: &EventBatch) {
-        if self.opts.filter.is_some() && !self.wanted(q.client, batch.name(q.qname)) {
+        let name = batch.name(q.qname);
+        let wanted =
+            self.opts.filter.as_deref().is_none_or(|f| {
+                crate::dissect::name_contains(name, f) || self.awaited_target(q.client, name)
+            });
+        if wanted {
+            self.pending_query(q.ts, q.key, q.qname_hash, q.qtype);
+        } else {
             self.tally.queries_filtered += 1;
-            return;
         }
-        self.tally.queries += 1;
-        self.tally.pending_expired += self.pending.advance(q.ts);
-        let pending = Pending {
-            name_hash: q.qname_hash,
-            qtype: q.qtype,
-            ts: q.ts,
-        };
-        self.tally.pending_evicted += self.pending.insert(q.key, pending);
     }
 
-    /// `-F`: a name containing the filter, or an SRV target this client
-    /// still has to resolve for a tracked SRV name.
-    fn wanted(&self, client: Addr, name: &[u8]) -> bool {
-        let Some(filter) = &self.opts.filter else {
-            return true;
-        };
-        let mut text = Vec::with_capacity(name.len() + 1);
-        presentation(name, &mut text);
-        contains(&text, filter)
-            || self
-                .names
-                .get(name)
-                .is_some_and(|id| self.srv_targets.contains_key(&(client, id)))
+    fn pending_query(&mut self, ts: u64, key: u64, name_hash: u64, qtype: u16) {
+        self.tally.queries += 1;
+        self.tally.pending_expired += self.pending.advance(ts);
+        let pending = Pending { name_hash, qtype, ts };
+        self.tally.pending_evicted += self.pending.insert(key, pending);
+    }
+
+    /// `-F` lets through an SRV target this client still has to resolve
+    /// for a tracked SRV name.
+    fn awaited_target(&self, client: Addr, name: &[u8]) -> bool {
+        self.names
+            .get(name)
+            .is_some_and(|id| self.srv_targets.contains_key(&(client, id)))
     }
 
     fn response(&mut self, r: &DnsEvent, batch: &EventBatch) {
@@ -1122,7 +1132,7 @@ impl<'a> Iterator for BackendsOf<'a> {
 fn prefetch_batch(ev: &Event, batch: &EventBatch) {
     prefetch(ev);
     match *ev {
-        Event::Query { index, .. } | Event::Response { index, .. } => {
+        Event::FilteredQuery { index, .. } | Event::Response { index, .. } => {
             if let Some(d) = batch.dns.get(index as usize) {
                 prefetch(d);
                 if let Some(first) = batch.backends.get(d.backends.0 as usize) {
@@ -1135,17 +1145,13 @@ fn prefetch_batch(ev: &Event, batch: &EventBatch) {
                 prefetch(s);
             }
         }
-        Event::Syn { .. } | Event::TcpData { .. } | Event::Fragment { .. } => {}
+        Event::Syn { .. } | Event::Query { .. } | Event::TcpData { .. } | Event::Fragment { .. } => {}
     }
 }
 
 /// When a TTL that starts at `ts` runs out (0 seconds without one).
 fn expiry(ts: u64, ttl: Option<u32>) -> u64 {
     ts.saturating_add(u64::from(ttl.unwrap_or(0)) * SECOND)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

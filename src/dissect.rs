@@ -39,11 +39,14 @@ pub enum Link {
     Loop,
 }
 
-/// Settings the workers need; cheap to copy.
-#[derive(Clone, Copy, Debug, Default)]
+/// Settings the workers need.
+#[derive(Clone, Debug, Default)]
 pub struct Dissector {
     /// `-a`: every TCP segment becomes an event, not only connection SYNs.
     pub all_segments: bool,
+    /// `-F`, lower case: queries for names that do not contain it are
+    /// marked (the aggregator still follows an awaited SRV target).
+    pub filter: Option<Vec<u8>>,
 }
 
 impl Dissector {
@@ -174,13 +177,44 @@ impl Dissector {
     #[allow(clippy::too_many_arguments)]
     fn dns(&self, ts: u64, src: Addr, dst: Addr, sport: u16, dport: u16, bytes: &[u8], out: &mut EventBatch) {
         out.counters.dns_messages += 1;
+        let names_mark = out.names.len();
         match dns_event(ts, src, dst, sport, dport, bytes, out) {
-            Ok(Some(Dns::Query(index))) => out.events.push(Event::Query { ts, index }),
+            Ok(Some(Dns::Query(index))) => {
+                let Some(q) = out.dns.get(index as usize).copied() else {
+                    return;
+                };
+                if self
+                    .filter
+                    .as_deref()
+                    .is_some_and(|f| !name_contains(out.name(q.qname), f))
+                {
+                    out.events.push(Event::FilteredQuery { ts, index });
+                } else {
+                    // All the aggregator needs: the query's own record and
+                    // its name can go.
+                    out.dns.truncate(index as usize);
+                    out.names.truncate(names_mark);
+                    out.events.push(Event::Query {
+                        ts,
+                        key: q.key,
+                        name_hash: q.qname_hash,
+                        qtype: q.qtype,
+                    });
+                }
+            }
             Ok(Some(Dns::Response(index))) => out.events.push(Event::Response { ts, index }),
             Ok(None) => out.counters.dns_ignored += 1,
             Err(_) => out.counters.dns_malformed += 1,
         }
     }
+}
+
+/// Whether a name in folded wire form, in report form, contains `needle`
+/// (lower case).
+pub fn name_contains(name: &[u8], needle: &[u8]) -> bool {
+    let mut text = Vec::with_capacity(name.len() + 1);
+    dns::presentation(name, &mut text);
+    needle.is_empty() || text.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The bytes after the link-layer header, or `None` for a frame that does

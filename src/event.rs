@@ -132,8 +132,17 @@ pub enum Event {
     },
     /// `-a`: any TCP segment, `segments[index]`.
     Segment { ts: u64, index: u32 },
-    /// `dns[index]`.
-    Query { ts: u64, index: u32 },
+    /// A query the aggregator will wait for the response of: its
+    /// [`crate::table::query_key`], the name's hash and the type.
+    Query {
+        ts: u64,
+        key: u64,
+        name_hash: u64,
+        qtype: u16,
+    },
+    /// `dns[index]`: a query whose name does not contain the `-F` filter
+    /// (followed only when it is an SRV target its client awaits).
+    FilteredQuery { ts: u64, index: u32 },
     /// `dns[index]`.
     Response { ts: u64, index: u32 },
     /// `tcp_data[index]`.
@@ -149,6 +158,7 @@ impl Event {
             Event::Syn { ts, .. }
             | Event::Segment { ts, .. }
             | Event::Query { ts, .. }
+            | Event::FilteredQuery { ts, .. }
             | Event::Response { ts, .. }
             | Event::TcpData { ts, .. }
             | Event::Fragment { ts, .. } => ts,

@@ -147,7 +147,7 @@ fn check_batch(batch: &EventBatch) {
     };
     for ev in &batch.events {
         match *ev {
-            Event::Query { index, .. } | Event::Response { index, .. } => {
+            Event::FilteredQuery { index, .. } | Event::Response { index, .. } => {
                 let d = &batch.dns[index as usize];
                 name_ok(d.qname);
                 assert!(d.backends.0 <= d.backends.1 && d.backends.1 as usize <= batch.backends.len());
@@ -159,7 +159,7 @@ fn check_batch(batch: &EventBatch) {
                 assert!(span_ok(batch.fragments[index as usize].payload, &batch.payload));
             }
             Event::Segment { index, .. } => assert!((index as usize) < batch.segments.len()),
-            Event::Syn { .. } => {}
+            Event::Syn { .. } | Event::Query { .. } => {}
         }
     }
     for found in &batch.backends {
@@ -185,6 +185,7 @@ pub fn dissect(data: &[u8]) {
     let mut batch = EventBatch::default();
     Dissector {
         all_segments: pick & 0x80 != 0,
+        filter: (pick & 0x40 != 0).then(|| b"e".to_vec()),
     }
     .record(link, 0, packet, &mut batch);
     check_batch(&batch);
@@ -196,7 +197,7 @@ pub fn dns(data: &[u8]) {
     let mut batch = EventBatch::default();
     for (ts, src, dst, sport, dport) in [(1, b, a, 53, 40000), (2, a, b, 40000, 53)] {
         match dissect::dns_event(ts, src, dst, sport, dport, data, &mut batch) {
-            Ok(Some(Dns::Query(index))) => batch.events.push(Event::Query { ts, index }),
+            Ok(Some(Dns::Query(index))) => batch.events.push(Event::FilteredQuery { ts, index }),
             Ok(Some(Dns::Response(index))) => batch.events.push(Event::Response { ts, index }),
             _ => {}
         }
@@ -212,9 +213,16 @@ pub fn pipeline(data: &[u8]) {
     };
     let mut batches = Vec::new();
     let mut batch = EventBatch::default();
+    // The second also filters names (-F), so both query forms are seen.
     let dissectors = [
-        Dissector { all_segments: false },
-        Dissector { all_segments: true },
+        Dissector {
+            all_segments: false,
+            filter: None,
+        },
+        Dissector {
+            all_segments: true,
+            filter: Some(b"e".to_vec()),
+        },
     ];
     let mut metas = Vec::new();
     while pos < data.len() {
@@ -240,6 +248,7 @@ pub fn pipeline(data: &[u8]) {
         let mut agg = Aggregator::new(aggregate::Options {
             all_segments: i == 1,
             all_names: i == 1,
+            filter: dissector.filter.clone(),
             max_pending: 64,
             max_connections: 64,
             max_recent_syns: 64,

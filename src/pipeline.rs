@@ -62,6 +62,7 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
     let threads = config.threads.max(1);
     let dissector = Dissector {
         all_segments: config.aggregate.all_segments,
+        filter: config.aggregate.filter.clone(),
     };
     let (batch_tx, batch_rx) = bounded::<Batch>(threads * 2);
     let (event_tx, event_rx) = bounded::<EventBatch>(threads * 2);
@@ -98,6 +99,7 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
     };
 
     for i in 0..threads {
+        let dissector = dissector.clone();
         let batch_rx = batch_rx.clone();
         let event_tx = event_tx.clone();
         let spare_events_rx = spare_events_rx.clone();
