@@ -124,6 +124,10 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
 fn messages(n: usize) {
     let frames = sample_frames();
     let dissector = Dissector::default();
+    let all = Dissector {
+        all_segments: true,
+        filter: None,
+    };
     let mut batch = EventBatch::default();
     let only = std::env::var("STAGES_ONLY").ok();
     for (name, frame) in &frames {
@@ -133,12 +137,14 @@ fn messages(n: usize) {
         let start = Instant::now();
         let f: fn(&Dissector, &[u8], &mut EventBatch, usize) = match *name {
             "syn" => msg_syn,
+            "segment_ack" => msg_segment,
             "query" => msg_query,
             "a_response_4" => msg_a,
             "cname_response_3" => msg_cname,
             _ => msg_srv,
         };
-        f(&dissector, frame, &mut batch, n);
+        let d = if *name == "segment_ack" { &all } else { &dissector };
+        f(d, frame, &mut batch, n);
         let ns = start.elapsed().as_nanos() as f64 / n as f64;
         println!(
             "message  {name:<18} {:>4} bytes  dissection {ns:>6.1} ns",
@@ -168,6 +174,17 @@ fn aggregator_messages(n: usize) {
     for _ in 0..128 {
         d.record(Link::Ethernet, 2, &frame("syn"), &mut syns);
     }
+    // -a: one connection's segments after its SYN (the connection stays
+    // open: each round sees it again, counted already).
+    let all = Dissector {
+        all_segments: true,
+        filter: None,
+    };
+    let mut segments = EventBatch::default();
+    all.record(Link::Ethernet, 2, &frame("syn"), &mut segments);
+    for _ in 0..127 {
+        all.record(Link::Ethernet, 2, &frame("segment_ack"), &mut segments);
+    }
     let mut agg = Aggregator::new(Options::default());
     agg.apply(&lookup);
     for (name, f, batch) in [
@@ -177,7 +194,15 @@ fn aggregator_messages(n: usize) {
             &lookup,
         ),
         ("agg_syn", agg_syn, &syns),
+        ("agg_segment", agg_segment, &segments),
     ] {
+        if name == "agg_segment" {
+            agg = Aggregator::new(Options {
+                all_segments: true,
+                ..Default::default()
+            });
+            agg.apply(&lookup);
+        }
         let start = Instant::now();
         let rounds = n / batch.events.len();
         f(&mut agg, batch, rounds);
@@ -188,6 +213,14 @@ fn aggregator_messages(n: usize) {
 
 #[inline(never)]
 fn agg_lookup(agg: &mut Aggregator, batch: &EventBatch, rounds: usize) {
+    for _ in 0..rounds {
+        agg.apply(batch);
+    }
+}
+
+#[inline(never)]
+fn agg_segment(agg: &mut Aggregator, batch: &EventBatch, rounds: usize) {
+    black_box(2);
     for _ in 0..rounds {
         agg.apply(batch);
     }
@@ -217,6 +250,11 @@ fn dissect_frame(d: &Dissector, frame: &[u8], batch: &mut EventBatch, n: usize, 
 #[inline(never)]
 fn msg_syn(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
     dissect_frame(d, f, b, n, 0);
+}
+
+#[inline(never)]
+fn msg_segment(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
+    dissect_frame(d, f, b, n, 5);
 }
 
 #[inline(never)]

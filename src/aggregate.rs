@@ -389,9 +389,13 @@ impl Aggregator {
             }
             Event::Segment { index, .. } => {
                 if let Some(t) = batch.segments.get(index as usize) {
-                    self.bindings.prefetch(t.forward);
-                    self.bindings.prefetch(t.reverse);
                     self.connections.prefetch(t.connection);
+                    // Bindings are looked up for new connections: most
+                    // start with a SYN.
+                    if t.syn_key != 0 {
+                        self.bindings.prefetch(t.forward);
+                        self.bindings.prefetch(t.reverse);
+                    }
                 }
             }
             Event::Query { key, .. } => self.pending.prefetch(key),
@@ -425,7 +429,9 @@ impl Aggregator {
         match *ev {
             Event::Syn { forward, .. } => backend(self.bindings.peek(forward)),
             Event::Segment { index, .. } => {
-                if let Some(t) = batch.segments.get(index as usize) {
+                if let Some(t) = batch.segments.get(index as usize)
+                    && t.syn_key != 0
+                {
                     backend(self.bindings.peek(t.forward));
                     backend(self.bindings.peek(t.reverse));
                 }
@@ -967,7 +973,9 @@ impl Aggregator {
         let closing = t.flags & (FIN | RST) != 0;
         let key = t.connection;
         let secs = (t.ts / SECOND) as u32;
-        let attribution = self.attribute(t);
+        // Which backend (and port) the segment is for: looked up only when
+        // the connection is new or not counted yet, not for every segment.
+        let bindings = &self.bindings;
         if let Some(c) = self.connections.get_mut(key, |_| true) {
             c.last_secs = secs;
             if is_syn {
@@ -998,14 +1006,14 @@ impl Aggregator {
             if c.flags & COUNTED != 0 {
                 return;
             }
-            if let Some((backend, port)) = attribution {
+            if let Some((backend, port)) = attribute(bindings, t) {
                 c.flags |= COUNTED;
                 self.count_connection(backend, port, t.ts);
                 self.tally.conns_counted += 1;
             }
             return;
         }
-        let Some((backend, port)) = attribution else {
+        let Some((backend, port)) = attribute(&self.bindings, t) else {
             return;
         };
         let client_slot = self
@@ -1073,14 +1081,6 @@ impl Aggregator {
         self.connections.len() < self.opts.max_connections && used < self.opts.max_connections_per_client
     }
 
-    /// The backend and port of a segment in either direction.
-    fn attribute(&self, t: &Segment) -> Option<(u32, u16)> {
-        if let Some(b) = self.binding(t.forward) {
-            return Some((b, t.dst_port));
-        }
-        self.binding(t.reverse).map(|b| (b, t.src_port))
-    }
-
     fn sweep_connections(&mut self, now: u64) {
         if now < self.next_sweep {
             return;
@@ -1125,6 +1125,15 @@ impl<'a> Iterator for BackendsOf<'a> {
         self.next = b.next;
         Some((id, b))
     }
+}
+
+/// The backend and port of a segment in either direction: its source bound
+/// to its destination, or the other way round.
+fn attribute(bindings: &FpTable<u32>, t: &Segment) -> Option<(u32, u16)> {
+    if let Some(&b) = bindings.get(t.forward, |_| true) {
+        return Some((b, t.dst_port));
+    }
+    bindings.get(t.reverse, |_| true).map(|&b| (b, t.src_port))
 }
 
 /// Starts loading an event and the record it points to, if any.

@@ -123,24 +123,29 @@ impl Dissector {
                     let pure_syn = t.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN) == tcp::SYN;
                     let dns = (t.src_port == DNS_PORT || t.dst_port == DNS_PORT)
                         && (t.flags & (tcp::SYN | tcp::FIN | tcp::RST) != 0 || !t.payload.is_empty());
-                    let syn_key = || table::syn_key(&p.src, &p.dst, t.src_port, t.dst_port, t.seq);
                     if self.all_segments {
+                        let forward = table::pair_hash(&p.src, &p.dst);
+                        let reverse = table::pair_hash(&p.dst, &p.src);
+                        let there = table::tuple_hash(forward, t.src_port, t.dst_port);
+                        let back = table::tuple_hash(reverse, t.dst_port, t.src_port);
                         out.push_segment(Segment {
                             ts,
-                            forward: table::pair_hash(&p.src, &p.dst),
-                            reverse: table::pair_hash(&p.dst, &p.src),
-                            connection: table::connection_key(&p.src, &p.dst, t.src_port, t.dst_port),
-                            syn_key: if pure_syn { syn_key() } else { 0 },
+                            forward,
+                            reverse,
+                            connection: table::connection_key(there, back),
+                            syn_key: if pure_syn { table::syn_key(there, t.seq) } else { 0 },
                             seq: t.seq,
                             src_port: t.src_port,
                             dst_port: t.dst_port,
                             flags: t.flags,
                         });
                     } else if pure_syn {
+                        let forward = table::pair_hash(&p.src, &p.dst);
+                        let tuple = table::tuple_hash(forward, t.src_port, t.dst_port);
                         out.events.push(Event::Syn {
                             ts,
-                            forward: table::pair_hash(&p.src, &p.dst),
-                            syn_key: syn_key(),
+                            forward,
+                            syn_key: table::syn_key(tuple, t.seq),
                             dst_port: t.dst_port,
                         });
                     }

@@ -495,6 +495,16 @@ pub fn sample_frames() -> Vec<(&'static str, Vec<u8>)> {
             &tcp(40001, 80, 12345, SYN, &[]),
         ),
     )];
+    out.push((
+        "segment_ack",
+        ethernet(
+            Frame::default(),
+            client,
+            services[0].backend(0, 0, false),
+            6,
+            &tcp(40001, 80, 12346, ACK, &[]),
+        ),
+    ));
     let a = &services[0];
     let mut q = DnsWriter::new(7, false, [1, 0, 0, 1]);
     q.question(&a.name, TYPE_A);

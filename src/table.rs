@@ -124,27 +124,28 @@ pub fn query_key(client: &Addr, server: &Addr, client_port: u16, id: u16) -> u64
     finish(fold(h ^ rest ^ s[12], s[13]), s)
 }
 
-/// The fingerprint of a directed 4-tuple and an initial sequence number.
+/// The fingerprint of a directed 4-tuple, from its addresses'
+/// [`pair_hash`].
 #[inline]
-pub fn syn_key(src: &Addr, dst: &Addr, src_port: u16, dst_port: u16, isn: u32) -> u64 {
+pub fn tuple_hash(pair: u64, src_port: u16, dst_port: u16) -> u64 {
     let s = seeds();
-    let h = mix_addr(mix_addr(s[12], src, first(s)), dst, second(s));
-    let rest = (u64::from(src_port) << 48) | (u64::from(dst_port) << 32) | u64::from(isn);
-    finish(fold(h ^ rest ^ s[8], s[9]), s)
+    let ports = (u64::from(src_port) << 16) | u64::from(dst_port);
+    fold(pair ^ ports ^ s[0], s[5])
 }
 
-/// The fingerprint of a 4-tuple in either direction (`-a` connections).
+/// The fingerprint of a directed 4-tuple's [`tuple_hash`] and an initial
+/// sequence number: a SYN.
 #[inline]
-pub fn connection_key(src: &Addr, dst: &Addr, src_port: u16, dst_port: u16) -> u64 {
-    let ((a, a_port), (b, b_port)) = if (src, src_port) <= (dst, dst_port) {
-        ((src, src_port), (dst, dst_port))
-    } else {
-        ((dst, dst_port), (src, src_port))
-    };
+pub fn syn_key(tuple: u64, isn: u32) -> u64 {
     let s = seeds();
-    let h = mix_addr(mix_addr(s[13], a, first(s)), b, second(s));
-    let rest = (u64::from(a_port) << 16) | u64::from(b_port);
-    finish(fold(h ^ rest ^ s[10], s[11]), s)
+    fold(tuple ^ u64::from(isn) ^ s[1], s[6])
+}
+
+/// The fingerprint of a 4-tuple in either direction (`-a` connections),
+/// from the [`tuple_hash`] of each direction.
+#[inline]
+pub fn connection_key(forward: u64, reverse: u64) -> u64 {
+    forward.min(reverse)
 }
 
 /// Starts loading the cache lines of `value` (up to three: enough for the
