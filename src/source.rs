@@ -379,8 +379,28 @@ fn frame_run(
     records: &mut Vec<RecordMeta>,
     counters: &mut Counters,
 ) -> (usize, RunEnd) {
+    let first = records.len();
+    let (pos, end) = frame_records(framer, bytes, max_bytes, records);
+    for meta in records.get(first..).unwrap_or(&[]) {
+        counters.note_record(meta.ts, meta.caplen as usize);
+    }
+    if let Some(d) = framer.drops() {
+        counters.drops = Some(u64::from(d));
+    }
+    (pos, end)
+}
+
+fn frame_records(
+    framer: &mut Framer,
+    bytes: &[u8],
+    max_bytes: usize,
+    records: &mut Vec<RecordMeta>,
+) -> (usize, RunEnd) {
     let mut pos = 0usize;
     loop {
+        if let Framer::Snoop(f) = framer {
+            pos = f.run(bytes, pos, max_bytes, BATCH_RECORDS, records);
+        }
         if records.len() >= BATCH_RECORDS || pos >= max_bytes {
             return (pos, RunEnd::Full);
         }
@@ -388,10 +408,6 @@ fn frame_run(
         match framer.next(rest) {
             Frame::Record(mut meta, len) => {
                 meta.data_off = meta.data_off.saturating_add(pos as u32);
-                counters.note_record(meta.ts, meta.caplen as usize);
-                if let Some(d) = meta.drops {
-                    counters.drops = Some(u64::from(d));
-                }
                 records.push(meta);
                 pos += len;
             }

@@ -24,8 +24,6 @@ pub struct RecordMeta {
     pub link: Link,
     /// Capture time, nanoseconds since the epoch.
     pub ts: u64,
-    /// snoop's cumulative kernel drop count.
-    pub drops: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +106,14 @@ impl Framer {
             Framer::Snoop(f) => f.next(buf),
             Framer::Pcap(f) => f.next(buf),
             Framer::Pcapng(f) => f.next(buf),
+        }
+    }
+
+    /// snoop's cumulative kernel drop count, as of the last record framed.
+    pub fn drops(&self) -> Option<u32> {
+        match self {
+            Framer::Snoop(f) => f.drops,
+            Framer::Pcap(_) | Framer::Pcapng(_) => None,
         }
     }
 

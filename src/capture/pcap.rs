@@ -114,7 +114,6 @@ impl PcapFramer {
                 caplen: incl as u32,
                 link: self.link,
                 ts,
-                drops: None,
             },
             len,
         )

@@ -293,7 +293,6 @@ impl PcapngFramer {
                 caplen: caplen as u32,
                 link,
                 ts,
-                drops: None,
             },
             len,
         ))

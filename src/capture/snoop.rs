@@ -35,6 +35,8 @@ struct RecordHeader {
 #[derive(Clone, Debug)]
 pub struct SnoopFramer {
     link: Link,
+    /// The cumulative kernel drop count of the last record framed.
+    pub drops: Option<u32>,
 }
 
 impl SnoopFramer {
@@ -57,7 +59,7 @@ impl SnoopFramer {
                 )));
             }
         };
-        Ok((SnoopFramer { link }, FILE_HEADER_LEN))
+        Ok((SnoopFramer { link, drops: None }, FILE_HEADER_LEN))
     }
 
     pub fn next(&mut self, buf: &[u8]) -> Frame {
@@ -83,18 +85,62 @@ impl SnoopFramer {
         if buf.len() < record_len {
             return Frame::Incomplete(record_len);
         }
-        let ts = u64::from(h.ts_sec.get()) * 1_000_000_000 + u64::from(h.ts_usec.get()) * 1_000;
+        self.drops = Some(h.cumulative_drops.get());
         Frame::Record(
             RecordMeta {
                 data_off: RECORD_HEADER_LEN as u32,
                 caplen: included as u32,
                 link: self.link,
-                ts,
-                drops: Some(h.cumulative_drops.get()),
+                ts: timestamp(h),
             },
             record_len,
         )
     }
+
+    /// Frames the whole, sound records from `pos` on into `records` (data
+    /// offsets relative to `bytes`), until `max_records` are held or
+    /// `max_bytes` reached; returns where it stopped. Anything else (a cut
+    /// or damaged record) is left for [`SnoopFramer::next`] to name: this
+    /// is the same framing, without a `Frame` per record.
+    pub fn run(
+        &mut self,
+        bytes: &[u8],
+        mut pos: usize,
+        max_bytes: usize,
+        max_records: usize,
+        records: &mut Vec<RecordMeta>,
+    ) -> usize {
+        while records.len() < max_records && pos < max_bytes {
+            let Some((h, _)) = bytes
+                .get(pos..)
+                .and_then(|b| RecordHeader::ref_from_prefix(b).ok())
+            else {
+                break;
+            };
+            let record_len = h.record_len.get() as usize;
+            let included = h.included_len.get() as usize;
+            if record_len < RECORD_HEADER_LEN
+                || record_len > MAX_RECORD
+                || included > record_len - RECORD_HEADER_LEN
+                || pos + record_len > bytes.len()
+            {
+                break;
+            }
+            self.drops = Some(h.cumulative_drops.get());
+            records.push(RecordMeta {
+                data_off: (pos + RECORD_HEADER_LEN) as u32,
+                caplen: included as u32,
+                link: self.link,
+                ts: timestamp(h),
+            });
+            pos += record_len;
+        }
+        pos
+    }
+}
+
+fn timestamp(h: &RecordHeader) -> u64 {
+    u64::from(h.ts_sec.get()) * 1_000_000_000 + u64::from(h.ts_usec.get()) * 1_000
 }
 
 #[cfg(test)]
@@ -130,15 +176,33 @@ mod tests {
     fn datalinks() {
         assert!(matches!(
             SnoopFramer::from_header(&header(4)),
-            Ok((SnoopFramer { link: Link::Ethernet }, 16))
+            Ok((
+                SnoopFramer {
+                    link: Link::Ethernet,
+                    ..
+                },
+                16
+            ))
         ));
         assert!(matches!(
             SnoopFramer::from_header(&header(0)),
-            Ok((SnoopFramer { link: Link::Ethernet }, 16))
+            Ok((
+                SnoopFramer {
+                    link: Link::Ethernet,
+                    ..
+                },
+                16
+            ))
         ));
         assert!(matches!(
             SnoopFramer::from_header(&header(DATALINK_IPNET)),
-            Ok((SnoopFramer { link: Link::Ipnet }, 16))
+            Ok((
+                SnoopFramer {
+                    link: Link::Ipnet,
+                    ..
+                },
+                16
+            ))
         ));
         let Err(DetectError::Unsupported(msg)) = SnoopFramer::from_header(&header(8)) else {
             panic!()
@@ -158,7 +222,7 @@ mod tests {
             panic!()
         };
         assert_eq!(len, 32);
-        assert_eq!((meta.data_off, meta.caplen, meta.drops), (24, 5, Some(7)));
+        assert_eq!((meta.data_off, meta.caplen, f.drops), (24, 5, Some(7)));
         assert_eq!(meta.ts, 1_700_000_000_250_000_000);
         for cut in 0..r.len() {
             assert!(matches!(f.next(&r[..cut]), Frame::Incomplete(_)), "cut {cut}");
