@@ -119,8 +119,7 @@ impl SnoopFramer {
             };
             let record_len = h.record_len.get() as usize;
             let included = h.included_len.get() as usize;
-            if record_len < RECORD_HEADER_LEN
-                || record_len > MAX_RECORD
+            if !(RECORD_HEADER_LEN..=MAX_RECORD).contains(&record_len)
                 || included > record_len - RECORD_HEADER_LEN
                 || pos + record_len > bytes.len()
             {
