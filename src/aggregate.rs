@@ -307,9 +307,6 @@ impl Aggregator {
             self.counters.add(&batch.counters);
         }
         let events = batch.events.get(from..).unwrap_or(&[]);
-        for ev in events.iter().take(3 * PREFETCH_AHEAD) {
-            prefetch_batch(ev, batch);
-        }
         for ev in events.iter().take(2 * PREFETCH_AHEAD) {
             self.prefetch_slots(ev, batch);
         }
@@ -320,12 +317,8 @@ impl Aggregator {
             if ev.ts() >= stop_at {
                 return from + i;
             }
-            // The batch was written on another core: its events (and the
-            // DNS events they point to) are loaded furthest ahead, then the
-            // index slots they will probe, then the entries those lead to.
-            if let Some(ahead) = events.get(i + 3 * PREFETCH_AHEAD) {
-                prefetch_batch(ahead, batch);
-            }
+            // The index slots an event will probe are loaded furthest
+            // ahead, then the entries those lead to.
             if let Some(ahead) = events.get(i + 2 * PREFETCH_AHEAD) {
                 self.prefetch_slots(ahead, batch);
             }
@@ -1134,28 +1127,6 @@ fn attribute(bindings: &FpTable<u32>, t: &Segment) -> Option<(u32, u16)> {
         return Some((b, t.dst_port));
     }
     bindings.get(t.reverse, |_| true).map(|&b| (b, t.src_port))
-}
-
-/// Starts loading an event and the record it points to, if any.
-#[inline(always)]
-fn prefetch_batch(ev: &Event, batch: &EventBatch) {
-    prefetch(ev);
-    match *ev {
-        Event::FilteredQuery { index, .. } | Event::Response { index, .. } => {
-            if let Some(d) = batch.dns.get(index as usize) {
-                prefetch(d);
-                if let Some(first) = batch.backends.get(d.backends.0 as usize) {
-                    prefetch(first);
-                }
-            }
-        }
-        Event::Segment { index, .. } => {
-            if let Some(s) = batch.segments.get(index as usize) {
-                prefetch(s);
-            }
-        }
-        Event::Syn { .. } | Event::Query { .. } | Event::TcpData { .. } | Event::Fragment { .. } => {}
-    }
 }
 
 /// When a TTL that starts at `ts` runs out (0 seconds without one).
