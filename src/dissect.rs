@@ -290,9 +290,37 @@ pub fn dns_event(
     bytes: &[u8],
     out: &mut EventBatch,
 ) -> Result<Option<Dns>, DnsError> {
+    digest_message(ts, src, dst, sport, dport, bytes, out, true)
+}
+
+/// As [`dns_event`], always through the general digest (which keeps every
+/// record in `out.records`): tests compare the two.
+pub fn dns_event_general(
+    ts: u64,
+    src: Addr,
+    dst: Addr,
+    sport: u16,
+    dport: u16,
+    bytes: &[u8],
+    out: &mut EventBatch,
+) -> Result<Option<Dns>, DnsError> {
+    digest_message(ts, src, dst, sport, dport, bytes, out, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn digest_message(
+    ts: u64,
+    src: Addr,
+    dst: Addr,
+    sport: u16,
+    dport: u16,
+    bytes: &[u8],
+    out: &mut EventBatch,
+    plain: bool,
+) -> Result<Option<Dns>, DnsError> {
     let names_mark = out.names.len();
     let backends_mark = out.backends.len();
-    let result = message_event(ts, src, dst, sport, dport, bytes, out);
+    let result = message_event(ts, src, dst, sport, dport, bytes, out, plain);
     if !matches!(result, Ok(Some(_))) {
         out.names.truncate(names_mark);
         out.backends.truncate(backends_mark);
@@ -301,6 +329,7 @@ pub fn dns_event(
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn message_event(
     ts: u64,
     src: Addr,
@@ -309,6 +338,7 @@ fn message_event(
     dport: u16,
     bytes: &[u8],
     out: &mut EventBatch,
+    plain: bool,
 ) -> Result<Option<Dns>, DnsError> {
     out.records.clear();
     let msg = DnsMessage::parse(bytes)?;
@@ -354,13 +384,13 @@ fn message_event(
         ttl: None,
     };
     digest.chain[0] = qname;
-    // An A/AAAA response without CNAME records has the asked name for its
-    // whole chain: its backends are known as the records are read.
     let addresses = q.qtype != dns::TYPE_SRV;
-    let cnames = read_records(&msg, q.end, &mut digest, addresses, out)?;
-    if !addresses || cnames > 0 {
+    let names_mark = out.names.len();
+    if !(plain && addresses && plain_addresses(&msg, q.end, &mut digest, out)?) {
         out.backends.truncate(first);
+        out.names.truncate(names_mark);
         digest.ttl = None;
+        let cnames = read_records(&msg, q.end, qname, out)?;
         if cnames > 0 {
             digest.build_chain(out);
         }
@@ -377,19 +407,72 @@ fn message_event(
     Ok(Some(Dns::Response(out.dns.len() as u32 - 1)))
 }
 
-/// The answer and additional records of a response into `out.records`
-/// (authority records are skipped; so are types connbal does not use);
-/// returns how many CNAME records the answer section holds. With
-/// `addresses`, also digests it as if the chain were the asked name alone
-/// (the digest's chain): right when the count is 0.
-fn read_records(
+/// The usual A/AAAA response, digested in one pass: no CNAME and no SRV
+/// record anywhere, so the chain is the asked name alone and its addresses
+/// are the backends. `Ok(false)` as soon as the response is not of that
+/// kind (the general digest then reads it again); the records checked up
+/// to there are checked as [`read_records`] checks them, so an error here
+/// is the error it would meet.
+fn plain_addresses(
     msg: &DnsMessage<'_>,
     question_end: usize,
     digest: &mut Digest,
-    addresses: bool,
+    out: &mut EventBatch,
+) -> Result<bool, DnsError> {
+    let qname = digest.chain[0];
+    let answers = usize::from(msg.ancount);
+    let authority_end = answers + usize::from(msg.nscount);
+    let total = authority_end + usize::from(msg.arcount);
+    let buf = msg.bytes();
+    let mut memo = NameMemo::default();
+    memo.note(HEADER_LEN, question_end - 4, qname);
+    let mut pos = question_end;
+    for i in 0..total {
+        let question_owner = buf.get(pos..pos + 2) == Some(&[0xC0, HEADER_LEN as u8][..]);
+        let known = if question_owner {
+            Some(qname)
+        } else {
+            memo.pointed_to(buf, pos)
+        };
+        let (rec, next) = match known {
+            Some(_) => dns::record_after_owner(buf, pos, pos + 2)?,
+            None => dns::record_at(buf, pos)?,
+        };
+        pos = next;
+        if (answers..authority_end).contains(&i) || rec.class != dns::CLASS_IN {
+            continue;
+        }
+        let rdata = buf.get(rec.rdata_start..rec.rdata_end).ok_or(DnsError::Short)?;
+        let addr = match rec.rtype {
+            dns::TYPE_A => Addr::V4(rdata.try_into().map_err(|_| DnsError::BadRdata)?),
+            dns::TYPE_AAAA => Addr::V6(rdata.try_into().map_err(|_| DnsError::BadRdata)?),
+            dns::TYPE_CNAME | dns::TYPE_SRV => return Ok(false),
+            _ => continue,
+        };
+        if i >= answers {
+            continue;
+        }
+        let owner = match known {
+            Some(span) => span,
+            None => memo.read(buf, rec.owner, out)?.0,
+        };
+        if same_name(out, owner, qname) {
+            digest.lower(rec.ttl);
+            out.backends.push(digest.backend(addr, None));
+        }
+    }
+    Ok(true)
+}
+
+/// The answer and additional records of a response into `out.records`
+/// (authority records are skipped; so are types connbal does not use);
+/// returns how many CNAME records the answer section holds.
+fn read_records(
+    msg: &DnsMessage<'_>,
+    question_end: usize,
+    qname: Span,
     out: &mut EventBatch,
 ) -> Result<usize, DnsError> {
-    let qname = digest.chain[0];
     let answers = usize::from(msg.ancount);
     let mut cnames = 0;
     let authority_end = answers + usize::from(msg.nscount);
@@ -400,8 +483,13 @@ fn read_records(
     let mut pos = question_end;
     for i in 0..total {
         // Most owner names point at a name this message has decoded
-        // already (the question, an SRV target): no need to walk it again.
-        let known = memo.pointed_to(buf, pos);
+        // already: the question (`C0 0C`, which lies before any record),
+        // an SRV target. No need to walk those again.
+        let known = if buf.get(pos..pos + 2) == Some(&[0xC0, HEADER_LEN as u8][..]) {
+            Some(qname)
+        } else {
+            memo.pointed_to(buf, pos)
+        };
         let (rec, next) = match known {
             Some(_) => dns::record_after_owner(buf, pos, pos + 2)?,
             None => dns::record_at(buf, pos)?,
@@ -444,12 +532,6 @@ fn read_records(
             Some(span) => span,
             None => memo.read(buf, rec.owner, out)?.0,
         };
-        if addresses && section == Section::Answer && same_name(out, owner, qname) {
-            digest.lower(rec.ttl);
-            if let RecordData::Addr(addr) = data {
-                out.backends.push(digest.backend(addr, None));
-            }
-        }
         out.records.push(Record {
             owner,
             ttl: rec.ttl,

@@ -191,8 +191,10 @@ pub fn dissect(data: &[u8]) {
     check_batch(&batch);
 }
 
-/// One DNS message, as a response and as a query.
+/// One DNS message, as a response and as a query; as a response, the
+/// one-pass digest of plain A/AAAA answers and the general one agree.
 pub fn dns(data: &[u8]) {
+    same_digest(data);
     let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 53]));
     let mut batch = EventBatch::default();
     for (ts, src, dst, sport, dport) in [(1, b, a, 53, 40000), (2, a, b, 40000, 53)] {
@@ -203,6 +205,45 @@ pub fn dns(data: &[u8]) {
         }
     }
     check_batch(&batch);
+}
+
+fn same_digest(data: &[u8]) {
+    let (server, client) = (Addr::V4([10, 0, 0, 53]), Addr::V4([10, 0, 0, 1]));
+    let (mut a, mut b) = (EventBatch::default(), EventBatch::default());
+    let plain = dissect::dns_event(1, server, client, 53, 40000, data, &mut a);
+    let general = dissect::dns_event_general(1, server, client, 53, 40000, data, &mut b);
+    match (plain, general) {
+        (Ok(Some(Dns::Response(i))), Ok(Some(Dns::Response(j)))) => {
+            let (x, y) = (&a.dns[i as usize], &b.dns[j as usize]);
+            assert_eq!(
+                (x.ttl, x.key, x.service, x.qname_hash, x.qtype),
+                (y.ttl, y.key, y.service, y.qname_hash, y.qtype),
+                "the digests differ"
+            );
+            assert_eq!(a.name(x.qname), b.name(y.qname));
+            let names = |batch: &EventBatch, found: &[Found]| -> Vec<String> {
+                found
+                    .iter()
+                    .map(|f| match f {
+                        Found::Backend { .. } => format!("{f:?}"),
+                        Found::Target { name, hash, srv } => {
+                            format!("{:?} {hash} {srv:?}", batch.name(*name))
+                        }
+                    })
+                    .collect()
+            };
+            assert_eq!(
+                names(&a, a.backends_of(x)),
+                names(&b, b.backends_of(y)),
+                "the backends differ"
+            );
+        }
+        (plain, general) => assert_eq!(
+            format!("{:?}", plain.map(|d| d.is_some())),
+            format!("{:?}", general.map(|d| d.is_some())),
+            "the two readers end differently"
+        ),
+    }
 }
 
 /// The whole pipeline on arbitrary capture bytes, inline (no threads):
