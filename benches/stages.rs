@@ -187,6 +187,7 @@ fn aggregator_messages(n: usize) {
     }
     let mut agg = Aggregator::new(Options::default());
     agg.apply(&lookup);
+    let only = std::env::var("STAGES_ONLY").ok();
     for (name, f, batch) in [
         (
             "agg_lookup_pair",
@@ -196,6 +197,9 @@ fn aggregator_messages(n: usize) {
         ("agg_syn", agg_syn, &syns),
         ("agg_segment", agg_segment, &segments),
     ] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         if name == "agg_segment" {
             agg = Aggregator::new(Options {
                 all_segments: true,

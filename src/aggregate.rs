@@ -391,17 +391,18 @@ impl Aggregator {
                     }
                 }
             }
-            Event::Query { key, .. } => self.pending.prefetch(key),
-            Event::FilteredQuery { .. } => {}
+            // Pending queries are few (each waits for one response) and
+            // a response's bindings are only touched when a name takes an
+            // address over: both tables stay in cache in normal traffic.
+            // Services and backends are many and visited at random.
+            Event::Query { .. } | Event::FilteredQuery { .. } => {}
             Event::Response { index, .. } => {
                 let Some(r) = batch.dns.get(index as usize) else {
                     return;
                 };
-                self.pending.prefetch(r.key);
                 self.service_index.prefetch(r.service);
                 for found in batch.backends_of(r) {
-                    if let Found::Backend { pair, key, .. } = found {
-                        self.bindings.prefetch(*pair);
+                    if let Found::Backend { key, .. } = found {
                         self.backend_index.prefetch(*key);
                     }
                 }

@@ -251,7 +251,8 @@ impl<V: Copy + Default> FpTable<V> {
 
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
-        if let Some(slot) = self.slots.get(stored(hash) as usize & self.mask) {
+        // (A hash of 0 is stored as 1, one slot on: a hint may miss it.)
+        if let Some(slot) = self.slots.get(hash as usize & self.mask) {
             prefetch_line(slot);
         }
     }
@@ -449,11 +450,6 @@ impl<V: Copy + Default> Generations<V> {
         }
         self.started = now;
         dropped
-    }
-
-    pub fn prefetch(&self, key: u64) {
-        self.current.prefetch(key);
-        self.previous.prefetch(key);
     }
 
     pub fn get(&self, key: u64) -> Option<&V> {
