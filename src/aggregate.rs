@@ -307,6 +307,9 @@ impl Aggregator {
             self.counters.add(&batch.counters);
         }
         let events = batch.events.get(from..).unwrap_or(&[]);
+        for ev in events.iter().take(3 * PREFETCH_AHEAD) {
+            prefetch_record(ev, batch);
+        }
         for ev in events.iter().take(2 * PREFETCH_AHEAD) {
             self.prefetch_slots(ev, batch);
         }
@@ -317,8 +320,12 @@ impl Aggregator {
             if ev.ts() >= stop_at {
                 return from + i;
             }
-            // The index slots an event will probe are loaded furthest
-            // ahead, then the entries those lead to.
+            // What an event points to in the batch (written on another
+            // core) is loaded furthest ahead, then the index slots it will
+            // probe, then the entries those lead to.
+            if let Some(ahead) = events.get(i + 3 * PREFETCH_AHEAD) {
+                prefetch_record(ahead, batch);
+            }
             if let Some(ahead) = events.get(i + 2 * PREFETCH_AHEAD) {
                 self.prefetch_slots(ahead, batch);
             }
@@ -384,10 +391,12 @@ impl Aggregator {
                 if let Some(t) = batch.segments.get(index as usize) {
                     self.connections.prefetch(t.connection);
                     // Bindings are looked up for new connections: most
-                    // start with a SYN.
+                    // start with a SYN, which is also checked against the
+                    // recent ones.
                     if t.syn_key != 0 {
                         self.bindings.prefetch(t.forward);
                         self.bindings.prefetch(t.reverse);
+                        self.recent_syns.prefetch(t.syn_key);
                     }
                 }
             }
@@ -1128,6 +1137,24 @@ fn attribute(bindings: &FpTable<u32>, t: &Segment) -> Option<(u32, u16)> {
         return Some((b, t.dst_port));
     }
     bindings.get(t.reverse, |_| true).map(|&b| (b, t.src_port))
+}
+
+/// Starts loading the record an event points to in its batch, if any.
+#[inline(always)]
+fn prefetch_record(ev: &Event, batch: &EventBatch) {
+    match *ev {
+        Event::Segment { index, .. } => {
+            if let Some(s) = batch.segments.get(index as usize) {
+                prefetch(s);
+            }
+        }
+        Event::Response { index, .. } => {
+            if let Some(d) = batch.dns.get(index as usize) {
+                prefetch(d);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// When a TTL that starts at `ts` runs out (0 seconds without one).
