@@ -33,6 +33,13 @@ measure() {
   records=$(cat "$dir/$name.records")
   bytes=$(stat -c %s "$file")
   cat "$file" >/dev/null
+  # A machine that reclaims idle page cache (DAMON pageout, as on this
+  # project's VM) may have evicted part of the file since it was written:
+  # say how much of it the runs will read from memory.
+  if command -v fincore >/dev/null; then
+    fincore -b -n -o RES,SIZE "$file" 2>/dev/null |
+      awk -v n="$name" '{printf "# %s: %.0f%% of the file in the page cache\n", n, $2 ? 100 * $1 / $2 : 0}' >&2 || true
+  fi
   local cat_wall
   cat_wall=$( { /usr/bin/time -f '%e' cat "$file" >/dev/null; } 2>&1 | tail -1)
   for mode in file pipe; do
@@ -75,7 +82,7 @@ gen_workload() {
   sed -E 's/connbal-gen: ([0-9]+) records.*/\1/' "$dir/$name.gen" >"$dir/$name.records"
 }
 
-echo "# connbal throughput, scale $scale, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo "# connbal throughput, scale $scale, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%Y-%m-%d)"
 echo "# $(rustc --version)"
 gen_workload syn --connections "$(n 3440000)" --clients 50 --services 40
 gen_workload streams --streams --connections "$(n 1470000)" --clients 50 --services 40

@@ -398,9 +398,7 @@ fn frame_records(
 ) -> (usize, RunEnd) {
     let mut pos = 0usize;
     loop {
-        if let Framer::Snoop(f) = framer {
-            pos = f.run(bytes, pos, max_bytes, BATCH_RECORDS, records);
-        }
+        pos = framer.run(bytes, pos, max_bytes, BATCH_RECORDS, records);
         if records.len() >= BATCH_RECORDS || pos >= max_bytes {
             return (pos, RunEnd::Full);
         }

@@ -109,6 +109,27 @@ impl Framer {
         }
     }
 
+    /// Frames the whole, sound records from `pos` on into `records` (data
+    /// offsets relative to `bytes`) until `max_records` are held or
+    /// `max_bytes` is reached, and returns where it stopped: the same
+    /// records [`Framer::next`] would give, without a `Frame` each (snoop
+    /// and pcap; pcapng's blocks always go through `next`). Whatever it
+    /// stops at is for `next` to name.
+    pub fn run(
+        &mut self,
+        bytes: &[u8],
+        pos: usize,
+        max_bytes: usize,
+        max_records: usize,
+        records: &mut Vec<RecordMeta>,
+    ) -> usize {
+        match self {
+            Framer::Snoop(f) => f.run(bytes, pos, max_bytes, max_records, records),
+            Framer::Pcap(f) => f.run(bytes, pos, max_bytes, max_records, records),
+            Framer::Pcapng(_) => pos,
+        }
+    }
+
     /// snoop's cumulative kernel drop count, as of the last record framed.
     pub fn drops(&self) -> Option<u32> {
         match self {

@@ -95,6 +95,55 @@ impl PcapFramer {
         }
     }
 
+    /// As `SnoopFramer::run`: the whole, sound records from `pos` on into
+    /// `records`, without a `Frame` each; anything else is left to
+    /// [`PcapFramer::next`].
+    pub fn run(
+        &mut self,
+        bytes: &[u8],
+        pos: usize,
+        max_bytes: usize,
+        max_records: usize,
+        records: &mut Vec<RecordMeta>,
+    ) -> usize {
+        if self.big_endian {
+            self.run_in::<BigEndian>(bytes, pos, max_bytes, max_records, records)
+        } else {
+            self.run_in::<LittleEndian>(bytes, pos, max_bytes, max_records, records)
+        }
+    }
+
+    fn run_in<O: ByteOrder>(
+        &self,
+        bytes: &[u8],
+        mut pos: usize,
+        max_bytes: usize,
+        max_records: usize,
+        records: &mut Vec<RecordMeta>,
+    ) -> usize {
+        while records.len() < max_records && pos < max_bytes {
+            let Some((h, _)) = bytes
+                .get(pos..)
+                .and_then(|b| RecordHeader::<O>::ref_from_prefix(b).ok())
+            else {
+                break;
+            };
+            let incl = h.incl_len.get() as usize;
+            let len = RECORD_HEADER_LEN + incl;
+            if incl > MAX_RECORD || pos + len > bytes.len() {
+                break;
+            }
+            records.push(RecordMeta {
+                data_off: (pos + RECORD_HEADER_LEN) as u32,
+                caplen: incl as u32,
+                link: self.link,
+                ts: u64::from(h.ts_sec.get()) * 1_000_000_000 + u64::from(h.ts_frac.get()) * self.frac_ns,
+            });
+            pos += len;
+        }
+        pos
+    }
+
     fn record<O: ByteOrder>(&self, buf: &[u8], _: PhantomData<O>) -> Frame {
         let Ok((h, _)) = RecordHeader::<O>::ref_from_prefix(buf) else {
             return Frame::Incomplete(RECORD_HEADER_LEN);
