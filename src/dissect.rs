@@ -182,6 +182,20 @@ impl Dissector {
     #[allow(clippy::too_many_arguments)]
     fn dns(&self, ts: u64, src: Addr, dst: Addr, sport: u16, dport: u16, bytes: &[u8], out: &mut EventBatch) {
         out.counters.dns_messages += 1;
+        // Most messages are plain queries; without -F nothing but their
+        // name's hash is needed.
+        if self.filter.is_none()
+            && dport == DNS_PORT
+            && let Some(q) = plain_query(bytes)
+        {
+            out.events.push(Event::Query {
+                ts,
+                key: table::query_key(&src, &dst, sport, q.id),
+                name_hash: q.name_hash,
+                qtype: q.qtype,
+            });
+            return;
+        }
         let names_mark = out.names.len();
         match dns_event(ts, src, dst, sport, dport, bytes, out) {
             Ok(Some(Dns::Query(index))) => {
@@ -268,6 +282,56 @@ pub fn link_payload(link: Link, data: &[u8]) -> Result<Option<&[u8]>, WireError>
                 .then_some(rest))
         }
     }
+}
+
+/// What a query sent to port 53 gives the aggregator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlainQuery {
+    pub id: u16,
+    pub qtype: u16,
+    /// [`table::name_hash`] of the question name, folded.
+    pub name_hash: u64,
+}
+
+/// A query connbal follows whose question name has no compression pointer
+/// (nearly all of them), read without copying the name: the same id, type
+/// and name hash [`dns_event`] would give, or `None` for any other
+/// message (which the general path then reads, ignores or rejects).
+pub fn plain_query(msg: &[u8]) -> Option<PlainQuery> {
+    let header: &[u8; HEADER_LEN] = msg.first_chunk()?;
+    let [id_hi, id_lo, flags, _, qd_hi, qd_lo, ..] = *header;
+    // QR clear, opcode QUERY (0), exactly one question.
+    if flags & 0xF8 != 0 || u16::from_be_bytes([qd_hi, qd_lo]) != 1 {
+        return None;
+    }
+    let mut pos = HEADER_LEN;
+    loop {
+        let len = usize::from(*msg.get(pos)?);
+        if len == 0 {
+            break;
+        }
+        // A pointer or an extended label type: the general path.
+        if len >= 64 {
+            return None;
+        }
+        pos += 1 + len;
+    }
+    let end = pos + 1;
+    if end - HEADER_LEN > dns::MAX_NAME_WIRE_LEN {
+        return None;
+    }
+    let &[t_hi, t_lo, c_hi, c_lo] = msg.get(end..end + 4)?.first_chunk::<4>()?;
+    let qtype = u16::from_be_bytes([t_hi, t_lo]);
+    if u16::from_be_bytes([c_hi, c_lo]) != dns::CLASS_IN
+        || !matches!(qtype, dns::TYPE_A | dns::TYPE_AAAA | dns::TYPE_SRV)
+    {
+        return None;
+    }
+    Some(PlainQuery {
+        id: u16::from_be_bytes([id_hi, id_lo]),
+        qtype,
+        name_hash: table::name_hash_raw(msg, HEADER_LEN, end),
+    })
 }
 
 /// A DNS message connbal follows, by its index in the batch's `dns`.

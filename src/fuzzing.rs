@@ -209,6 +209,25 @@ pub fn dns(data: &[u8]) {
 
 fn same_digest(data: &[u8]) {
     let (server, client) = (Addr::V4([10, 0, 0, 53]), Addr::V4([10, 0, 0, 1]));
+    // As a query: the plain reader and the general one agree.
+    let mut q = EventBatch::default();
+    let general = dissect::dns_event_general(1, client, server, 40000, 53, data, &mut q);
+    let general = match general {
+        Ok(Some(Dns::Query(i))) => {
+            let d = &q.dns[i as usize];
+            let id = u16::from_be_bytes([data[0], data[1]]);
+            Some((d.key, d.qname_hash, d.qtype, id))
+        }
+        _ => None,
+    };
+    if let Some(p) = dissect::plain_query(data) {
+        let key = crate::table::query_key(&client, &server, 40000, p.id);
+        assert_eq!(
+            Some((key, p.name_hash, p.qtype, p.id)),
+            general,
+            "the plain query differs"
+        );
+    }
     let (mut a, mut b) = (EventBatch::default(), EventBatch::default());
     let plain = dissect::dns_event(1, server, client, 53, 40000, data, &mut a);
     let general = dissect::dns_event_general(1, server, client, 53, 40000, data, &mut b);

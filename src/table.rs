@@ -31,9 +31,79 @@ pub fn fingerprint<T: Hash>(value: &T) -> u64 {
     keyed().hash_one(value)
 }
 
-/// The fingerprint of a name in folded wire form.
+/// The fingerprint of a name in folded wire form: its length, then its
+/// bytes sixteen at a time (the last ones padded with zeros), each pair of
+/// words folded with keys into the running hash (as wyhash does).
 pub fn name_hash(name: &[u8]) -> u64 {
-    keyed().hash_one(name)
+    hash_name_words(name, name.len(), |w| w)
+}
+
+/// [`name_hash`] of the folded form of `raw[start..end]`: a name in wire
+/// form with no compression pointer, lower-cased word by word as it is
+/// hashed, never copied.
+#[inline]
+pub fn name_hash_raw(raw: &[u8], start: usize, end: usize) -> u64 {
+    hash_name_words(raw.get(start..).unwrap_or(&[]), end.saturating_sub(start), lower8)
+}
+
+/// The name hash of the first `len` bytes of `bytes`, each word passed
+/// through `fold_case` first. Whole 16-byte chunks are read straight; the
+/// last one a byte at a time, or (when the bytes go on past the name) as
+/// whole words masked to the name.
+#[inline(always)]
+fn hash_name_words(bytes: &[u8], len: usize, fold_case: impl Fn(u64) -> u64) -> u64 {
+    let s = seeds();
+    let word = |b: &[u8]| b.try_into().map_or(0, u64::from_le_bytes);
+    let mut h = s[6] ^ len as u64;
+    let whole = len / 16;
+    for i in 0..whole {
+        let Some(chunk) = bytes.get(i * 16..i * 16 + 16) else {
+            break;
+        };
+        let (a, b) = chunk.split_at(8);
+        h = fold(fold_case(word(a)) ^ s[7], fold_case(word(b)) ^ h);
+    }
+    let rest = len - whole * 16;
+    if rest > 0 {
+        let at = whole * 16;
+        let (a, b) = match bytes.get(at..at + 16) {
+            Some(chunk) => {
+                let (a, b) = chunk.split_at(8);
+                (word(a), word(b))
+            }
+            None => {
+                let mut tail = [0u8; 16];
+                for (t, &x) in tail.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
+                    *t = x;
+                }
+                let (a, b) = tail.split_at(8);
+                (word(a), word(b))
+            }
+        };
+        let mask = |valid: usize| match valid {
+            0 => 0,
+            8.. => u64::MAX,
+            n => (1u64 << (8 * n)) - 1,
+        };
+        h = fold(
+            (fold_case(a) & mask(rest)) ^ s[7],
+            (fold_case(b) & mask(rest.saturating_sub(8))) ^ h,
+        );
+    }
+    finish(h, s)
+}
+
+/// Folds the ASCII capitals of eight bytes to lower case at once (bytes
+/// 0x80 and up are left alone, as `u8::to_ascii_lowercase` does).
+#[inline(always)]
+pub fn lower8(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let heptets = w & (0x7F * ONES);
+    // Bit 7 of each byte: the byte's low seven bits are >= 'A', > 'Z'.
+    let at_least_a = heptets + (0x80 - u64::from(b'A')) * ONES;
+    let above_z = heptets + (0x7F - u64::from(b'Z')) * ONES;
+    let upper = at_least_a & !above_z & !w & (0x80 * ONES);
+    w | (upper >> 2)
 }
 
 /// Secret keys for the fixed-size hashes below, random once per run.
@@ -645,6 +715,37 @@ mod tests {
         assert!(evicted >= 6);
         assert_eq!(g.get(19), Some(&19));
         assert_eq!(g.get(0), None);
+    }
+
+    #[test]
+    fn a_raw_name_hashes_as_its_folded_form() {
+        for len in 1..=70usize {
+            for extra in [0usize, 3, 20] {
+                let raw: Vec<u8> = (0..len).map(|i| b"AbCxYz09-_\xC3Q"[i % 12]).collect();
+                let folded: Vec<u8> = raw.iter().map(u8::to_ascii_lowercase).collect();
+                let mut msg = b"hdr".to_vec();
+                msg.extend_from_slice(&raw);
+                msg.extend(std::iter::repeat_n(b'Z', extra));
+                assert_eq!(
+                    name_hash_raw(&msg, 3, 3 + len),
+                    name_hash(&folded),
+                    "{len} {extra}"
+                );
+            }
+        }
+        assert_ne!(name_hash(b"ab"), name_hash(b"ab\0"));
+        assert_ne!(name_hash(b""), name_hash(b"\0"));
+    }
+
+    #[test]
+    fn lower8_folds_exactly_the_ascii_capitals() {
+        for b in 0..=255u8 {
+            for shift in (0..64).step_by(8) {
+                let w = 0x4142_5A5B_6061_7F80u64 ^ (u64::from(b) << shift);
+                let want = u64::from_le_bytes(w.to_le_bytes().map(|x| x.to_ascii_lowercase()));
+                assert_eq!(lower8(w), want, "{w:#x}");
+            }
+        }
     }
 
     #[test]
