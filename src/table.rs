@@ -265,7 +265,7 @@ fn prefetch_line<T>(p: *const T) {
 /// The stored form of a hash: 0 marks an empty slot.
 #[inline(always)]
 fn stored(hash: u64) -> u64 {
-    if hash == 0 { 1 } else { hash }
+    hash | u64::from(hash == 0)
 }
 
 #[derive(Clone, Copy, Default)]
@@ -330,9 +330,7 @@ impl<V: Copy + Default> FpTable<V> {
     /// The slot holding the entry with `hash` for which `eq` holds.
     #[inline]
     fn find(&self, hash: u64, mut eq: impl FnMut(&V) -> bool) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
+        // (An empty table has no slot 0: the first probe ends the search.)
         let hash = stored(hash);
         let mut i = hash as usize & self.mask;
         loop {
@@ -537,14 +535,16 @@ impl<V: Copy + Default> Generations<V> {
     /// Removes and returns the entry of `key` if `take` holds for it; an
     /// entry for which it does not stays.
     pub fn take_if(&mut self, key: u64, take: impl Fn(&V) -> bool) -> Option<V> {
-        if let Some(found) = self.current.get(key, |_| true) {
-            return if take(found) {
-                self.current.remove(key, |_| true)
-            } else {
-                None
-            };
+        match self.current.find(key, |_| true) {
+            Some(at) => {
+                if self.current.slots.get(at).is_some_and(|s| take(&s.value)) {
+                    self.current.remove_at(at)
+                } else {
+                    None
+                }
+            }
+            None => self.previous.take_if(key, |_| true, take),
         }
-        self.previous.take_if(key, |_| true, take)
     }
 
     /// Inserts or replaces; returns how many entries were evicted to stay
