@@ -413,7 +413,7 @@ fn message_event(
     if (response && sport != DNS_PORT) || (!response && dport != DNS_PORT) {
         return Ok(None);
     }
-    let (qname, q) = span_of(out, |names| msg.question(names))?;
+    let (qname, (q, qname_hash)) = span_of(out, |names| msg.question_hashed(names))?;
     if q.qclass != dns::CLASS_IN || !matches!(q.qtype, dns::TYPE_A | dns::TYPE_AAAA | dns::TYPE_SRV) {
         return Ok(None);
     }
@@ -422,7 +422,6 @@ fn message_event(
     } else {
         (src, dst, sport)
     };
-    let qname_hash = table::name_hash(out.name(qname));
     let mut ev = DnsEvent {
         ts,
         client,

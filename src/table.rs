@@ -47,50 +47,81 @@ pub fn name_hash_raw(raw: &[u8], start: usize, end: usize) -> u64 {
 }
 
 /// The name hash of the first `len` bytes of `bytes`, each word passed
-/// through `fold_case` first. Whole 16-byte chunks are read straight; the
-/// last one a byte at a time, or (when the bytes go on past the name) as
-/// whole words masked to the name.
+/// through `fold_case` first.
 #[inline(always)]
 fn hash_name_words(bytes: &[u8], len: usize, fold_case: impl Fn(u64) -> u64) -> u64 {
-    let s = seeds();
-    let word = |b: &[u8]| b.try_into().map_or(0, u64::from_le_bytes);
-    let mut h = s[6] ^ len as u64;
-    let whole = len / 16;
-    for i in 0..whole {
-        let Some(chunk) = bytes.get(i * 16..i * 16 + 16) else {
-            break;
-        };
-        let (a, b) = chunk.split_at(8);
-        h = fold(fold_case(word(a)) ^ s[7], fold_case(word(b)) ^ h);
+    let mut h = NameHash::new(len);
+    let mut at = 0;
+    while at + 16 <= len {
+        let (a, b) = chunk_at(bytes, at);
+        h.chunk(fold_case(a), fold_case(b));
+        at += 16;
     }
-    let rest = len - whole * 16;
-    if rest > 0 {
-        let at = whole * 16;
-        let (a, b) = match bytes.get(at..at + 16) {
-            Some(chunk) => {
-                let (a, b) = chunk.split_at(8);
-                (word(a), word(b))
+    if at < len {
+        let (a, b) = chunk_at(bytes, at);
+        h.last_chunk(fold_case(a), fold_case(b), len - at);
+    }
+    h.finish()
+}
+
+/// The two little-endian words of `bytes[at..at + 16]`, zeros past the
+/// end of `bytes`.
+#[inline(always)]
+pub fn chunk_at(bytes: &[u8], at: usize) -> (u64, u64) {
+    let word = |b: &[u8]| b.try_into().map_or(0, u64::from_le_bytes);
+    match bytes.get(at..at + 16) {
+        Some(chunk) => {
+            let (a, b) = chunk.split_at(8);
+            (word(a), word(b))
+        }
+        None => {
+            let mut tail = [0u8; 16];
+            for (t, &x) in tail.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
+                *t = x;
             }
-            None => {
-                let mut tail = [0u8; 16];
-                for (t, &x) in tail.iter_mut().zip(bytes.get(at..).unwrap_or(&[])) {
-                    *t = x;
-                }
-                let (a, b) = tail.split_at(8);
-                (word(a), word(b))
-            }
-        };
+            let (a, b) = tail.split_at(8);
+            (word(a), word(b))
+        }
+    }
+}
+
+/// [`name_hash`] a chunk at a time: the length first, then each 16 bytes
+/// of the name as two little-endian words, the bytes past the name masked
+/// off, each pair folded with keys into the running hash (as wyhash does).
+pub struct NameHash {
+    h: u64,
+}
+
+impl NameHash {
+    #[inline(always)]
+    pub fn new(len: usize) -> Self {
+        NameHash {
+            h: seeds()[6] ^ len as u64,
+        }
+    }
+
+    /// The next 16 bytes of the name.
+    #[inline(always)]
+    pub fn chunk(&mut self, a: u64, b: u64) {
+        let s = seeds();
+        self.h = fold(a ^ s[7], b ^ self.h);
+    }
+
+    /// The last bytes of the name: `left` (1 to 16) of these 16.
+    #[inline(always)]
+    pub fn last_chunk(&mut self, a: u64, b: u64, left: usize) {
         let mask = |valid: usize| match valid {
             0 => 0,
             8.. => u64::MAX,
             n => (1u64 << (8 * n)) - 1,
         };
-        h = fold(
-            (fold_case(a) & mask(rest)) ^ s[7],
-            (fold_case(b) & mask(rest.saturating_sub(8))) ^ h,
-        );
+        self.chunk(a & mask(left), b & mask(left.saturating_sub(8)));
     }
-    finish(h, s)
+
+    #[inline(always)]
+    pub fn finish(self) -> u64 {
+        finish(self.h, seeds())
+    }
 }
 
 /// Folds the ASCII capitals of eight bytes to lower case at once (bytes

@@ -117,6 +117,28 @@ impl<'a> DnsMessage<'a> {
     /// qdcount is 1).
     pub fn question(&self, name_out: &mut NameArena) -> Result<Question, DnsError> {
         let end = read_name(self.buf, 12, name_out)?;
+        self.question_tail(end)
+    }
+
+    /// As [`DnsMessage::question`], and the name's
+    /// [`crate::table::name_hash`]: an uncompressed name (nearly every
+    /// question) is folded, stored and hashed in one pass.
+    pub fn question_hashed(&self, name_out: &mut NameArena) -> Result<(Question, u64), DnsError> {
+        let start = name_out.len();
+        let (end, hash) = match plain_name_end(self.buf, 12) {
+            Some(end) => (end, name_out.push_plain(self.buf, 12, end).1),
+            None => {
+                let end = read_name(self.buf, 12, name_out)?;
+                (
+                    end,
+                    crate::table::name_hash(name_out.get(start, name_out.len() - start)),
+                )
+            }
+        };
+        Ok((self.question_tail(end)?, hash))
+    }
+
+    fn question_tail(&self, end: usize) -> Result<Question, DnsError> {
         let tail = self.buf.get(end..).ok_or(DnsError::Short)?;
         let (q, _) = QuestionTail::ref_from_prefix(tail).map_err(|_| DnsError::Short)?;
         Ok(Question {
@@ -209,7 +231,7 @@ pub struct NameArena {
 
 /// What [`read_name`] may write past the arena's end: the longest name and
 /// its terminator, and a word's overshoot.
-const NAME_SLACK: usize = MAX_NAME_WIRE_LEN + 1 + 8;
+const NAME_SLACK: usize = MAX_NAME_WIRE_LEN + 1 + 16;
 
 impl NameArena {
     pub fn len(&self) -> usize {
@@ -267,6 +289,59 @@ impl NameArena {
             let size = (self.len + NAME_SLACK).max(self.buf.len() * 2).max(4096);
             self.buf.resize(size, 0);
         }
+    }
+}
+
+/// Walks an uncompressed name at `start` (labels only, as a question
+/// usually is) and returns the offset just past it; `None` for anything
+/// else, which [`read_name`] then reads or rejects.
+#[inline]
+pub fn plain_name_end(msg: &[u8], start: usize) -> Option<usize> {
+    let mut pos = start;
+    loop {
+        let len = usize::from(*msg.get(pos)?);
+        if len == 0 {
+            break;
+        }
+        if len >= 64 {
+            return None;
+        }
+        pos += 1 + len;
+    }
+    let end = pos + 1;
+    (end - start <= MAX_NAME_WIRE_LEN && end <= msg.len()).then_some(end)
+}
+
+impl NameArena {
+    /// Appends the folded form of `msg[start..end]`, a name
+    /// [`plain_name_end`] has walked, and returns (start in the arena,
+    /// [`crate::table::name_hash`]): each 16 bytes are folded, stored and
+    /// hashed in one go.
+    pub fn push_plain(&mut self, msg: &[u8], start: usize, end: usize) -> (usize, u64) {
+        use crate::table::{NameHash, chunk_at, lower8};
+        self.make_room();
+        let len = end.saturating_sub(start);
+        let at = self.len;
+        let raw = msg.get(start..).unwrap_or(&[]);
+        let mut hash = NameHash::new(len);
+        let mut i = 0;
+        while i < len {
+            let (a, b) = chunk_at(raw, i);
+            let (a, b) = (lower8(a), lower8(b));
+            if let Some(dst) = self.buf.get_mut(at + i..at + i + 16) {
+                let (x, y) = dst.split_at_mut(8);
+                x.copy_from_slice(&a.to_le_bytes());
+                y.copy_from_slice(&b.to_le_bytes());
+            }
+            if len - i >= 16 {
+                hash.chunk(a, b);
+            } else {
+                hash.last_chunk(a, b, len - i);
+            }
+            i += 16;
+        }
+        self.len = at + len;
+        (at, hash.finish())
     }
 }
 
@@ -465,6 +540,50 @@ mod tests {
                 assert_eq!(out.as_slice(), &want[..], "len {len} extra {extra}");
             }
         }
+    }
+
+    #[test]
+    fn a_plain_name_folds_and_hashes_as_the_general_reader_does() {
+        for labels in 1..=12usize {
+            for tail in [0usize, 2, 30] {
+                let mut m = vec![0u8; 12];
+                for l in 0..labels {
+                    let label: Vec<u8> = (0..(l * 7) % 20 + 1)
+                        .map(|i| b"AbZz09-_Q\xC5"[(i + l) % 10])
+                        .collect();
+                    m.push(label.len() as u8);
+                    m.extend_from_slice(&label);
+                }
+                m.push(0);
+                let end = m.len();
+                m.extend(std::iter::repeat_n(0xEE, tail));
+                assert_eq!(plain_name_end(&m, 12), Some(end));
+                let mut general = NameArena::default();
+                general.push_bytes(b"x");
+                assert_eq!(read_name(&m, 12, &mut general), Ok(end));
+                let mut plain = NameArena::default();
+                plain.push_bytes(b"x");
+                let (start, hash) = plain.push_plain(&m, 12, end);
+                assert_eq!(start, 1);
+                assert_eq!(plain.as_slice(), general.as_slice());
+                assert_eq!(hash, crate::table::name_hash(&general.as_slice()[1..]));
+            }
+        }
+        // Pointers, extended labels and over-long names are not plain.
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(&[1, b'a', 0xC0, 12]);
+        assert_eq!(plain_name_end(&m, 12), None);
+        let mut m = vec![0u8; 12];
+        m.extend_from_slice(&[0x41, 0]);
+        assert_eq!(plain_name_end(&m, 12), None);
+        let mut m = vec![0u8; 12];
+        for _ in 0..5 {
+            m.push(63);
+            m.extend_from_slice(&[b'x'; 63]);
+        }
+        m.push(0);
+        assert_eq!(plain_name_end(&m, 12), None);
+        assert_eq!(plain_name_end(&m[..40], 12), None);
     }
 
     #[test]
