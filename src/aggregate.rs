@@ -683,7 +683,7 @@ impl Aggregator {
                 };
                 for f in found {
                     if let &Found::Backend { addr, pair, .. } = f {
-                        let key = backend_hash(hash, &addr);
+                        let key = backend_hash(hash, pair);
                         self.add_backend(srv_service, key, addr, pair, Some(srv), expires);
                     }
                 }

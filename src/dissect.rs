@@ -620,10 +620,11 @@ struct Digest {
 
 impl Digest {
     fn backend(&self, addr: Addr, srv: Option<Srv>) -> Found {
+        let pair = table::pair_hash(&self.client, &addr);
         Found::Backend {
             addr,
-            pair: table::pair_hash(&self.client, &addr),
-            key: table::backend_hash(self.service, &addr),
+            pair,
+            key: table::backend_hash(self.service, pair),
             srv,
         }
     }

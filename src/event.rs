@@ -79,7 +79,7 @@ pub enum Found {
         addr: Addr,
         /// [`crate::table::pair_hash`] of (client, addr).
         pair: u64,
-        /// [`crate::table::backend_hash`] of (the response's service, addr).
+        /// [`crate::table::backend_hash`] of (the response's service, pair).
         key: u64,
         srv: Option<Srv>,
     },

@@ -208,12 +208,13 @@ pub fn service_hash(client: &Addr, name_hash: u64) -> u64 {
     )
 }
 
-/// The hash of a (service, address) backend, from the service's
-/// [`service_hash`].
+/// The hash of a (client, name, address) backend, from its service's
+/// [`service_hash`] (client and name) and its binding's [`pair_hash`]
+/// (client and address): one keyed fold of two keyed hashes.
 #[inline]
-pub fn backend_hash(service_hash: u64, addr: &Addr) -> u64 {
+pub fn backend_hash(service_hash: u64, pair_hash: u64) -> u64 {
     let s = seeds();
-    finish(mix_addr(service_hash ^ s[10], addr, second(s)), s)
+    fold(service_hash ^ s[10], pair_hash ^ s[2])
 }
 
 /// The fingerprint of a pending query's key.
