@@ -487,22 +487,22 @@ fn plain_addresses(
     let authority_end = answers + usize::from(msg.nscount);
     let total = authority_end + usize::from(msg.arcount);
     let buf = msg.bytes();
-    let mut memo = NameMemo::default();
-    memo.note(HEADER_LEN, question_end - 4, qname);
+    // Made when an owner name is not the question's pointer (rarely).
+    let mut memo: Option<NameMemo> = None;
     let mut pos = question_end;
     for i in 0..total {
         let question_owner = buf.get(pos..pos + 2) == Some(&[0xC0, HEADER_LEN as u8][..]);
-        let known = if question_owner {
-            Some(qname)
+        let (rec, next) = if question_owner {
+            dns::record_after_owner(buf, pos, pos + 2)?
         } else {
-            memo.pointed_to(buf, pos)
-        };
-        let (rec, next) = match known {
-            Some(_) => dns::record_after_owner(buf, pos, pos + 2)?,
-            None => dns::record_at(buf, pos)?,
+            let memo = memo.get_or_insert_with(|| NameMemo::with_question(question_end, qname));
+            match memo.pointed_to(buf, pos) {
+                Some(_) => dns::record_after_owner(buf, pos, pos + 2)?,
+                None => dns::record_at(buf, pos)?,
+            }
         };
         pos = next;
-        if (answers..authority_end).contains(&i) || rec.class != dns::CLASS_IN {
+        if (i >= answers && i < authority_end) || rec.class != dns::CLASS_IN {
             continue;
         }
         let rdata = buf.get(rec.rdata_start..rec.rdata_end).ok_or(DnsError::Short)?;
@@ -515,11 +515,12 @@ fn plain_addresses(
         if i >= answers {
             continue;
         }
-        let owner = match known {
-            Some(span) => span,
-            None => memo.read(buf, rec.owner, out)?.0,
+        let in_chain = question_owner || {
+            let memo = memo.get_or_insert_with(|| NameMemo::with_question(question_end, qname));
+            let owner = memo.read(buf, rec.owner, out)?.0;
+            same_name(out, owner, qname)
         };
-        if same_name(out, owner, qname) {
+        if in_chain {
             digest.lower(rec.ttl);
             out.backends.push(digest.backend(addr, None));
         }
@@ -783,6 +784,14 @@ struct NameMemo {
 }
 
 impl NameMemo {
+    /// A memo that knows the question's name (at offset 12, ending just
+    /// before its type and class at `question_end`).
+    fn with_question(question_end: usize, qname: Span) -> Self {
+        let mut memo = NameMemo::default();
+        memo.note(HEADER_LEN, question_end - 4, qname);
+        memo
+    }
+
     fn note(&mut self, offset: usize, end: usize, span: Span) {
         if let Some(slot) = self.entries.get_mut(self.len) {
             *slot = (offset, end, span);
