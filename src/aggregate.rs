@@ -451,8 +451,13 @@ impl Aggregator {
                     prefetch(s);
                 }
                 for found in batch.backends_of(r) {
-                    if let Found::Backend { key, .. } = found {
-                        backend(self.backend_index.peek(*key));
+                    if let Found::Backend { key, pair, .. } = found {
+                        match self.backend_index.peek(*key) {
+                            Some(id) => backend(Some(id)),
+                            // A backend seen for the first time: its
+                            // client's binding will be written.
+                            None => self.bindings.prefetch(*pair),
+                        }
                     }
                 }
             }
