@@ -6,12 +6,16 @@
 use std::hint::black_box;
 
 use connbal::aggregate::{Aggregator, Options};
-use connbal::capture::{Frame, Framer, RecordMeta};
+use connbal::capture::RecordMeta;
 use connbal::dissect::{Dissector, Link};
 use connbal::event::EventBatch;
 use connbal::generate::{Workload, generate};
 use connbal::synth::{Rr, dns_response, udp_frame};
 use connbal::wire::dns::TYPE_SRV;
+#[path = "common.rs"]
+mod common;
+
+use common::frame_all;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn capture() -> Vec<u8> {
@@ -22,25 +26,6 @@ fn capture() -> Vec<u8> {
     };
     generate(&work, &mut bytes).expect("generate");
     bytes
-}
-
-fn frame_all(bytes: &[u8]) -> Vec<RecordMeta> {
-    let Ok((mut framer, mut pos)) = Framer::detect(bytes) else {
-        panic!("not a capture")
-    };
-    let mut metas = Vec::new();
-    loop {
-        match framer.next(&bytes[pos..]) {
-            Frame::Record(mut meta, len) => {
-                meta.data_off += pos as u32;
-                metas.push(meta);
-                pos += len;
-            }
-            Frame::Skip(len) => pos += len,
-            _ => break,
-        }
-    }
-    metas
 }
 
 fn dissect_all(bytes: &[u8], metas: &[RecordMeta], chunk: usize) -> Vec<EventBatch> {
@@ -64,13 +49,18 @@ fn dissect_all(bytes: &[u8], metas: &[RecordMeta], chunk: usize) -> Vec<EventBat
 
 fn benches(c: &mut Criterion) {
     let bytes = capture();
-    let metas = frame_all(&bytes);
+    let mut metas = Vec::new();
+    frame_all(&bytes, &mut metas);
     let n = metas.len() as u64;
 
     let mut g = c.benchmark_group("syn_workload");
     g.throughput(Throughput::Elements(n));
     g.bench_function("framing", |b| {
-        b.iter(|| black_box(frame_all(black_box(&bytes)).len()))
+        let mut framed = Vec::with_capacity(metas.len());
+        b.iter(|| {
+            frame_all(black_box(&bytes), &mut framed);
+            black_box(framed.len())
+        })
     });
     g.bench_function("dissection", |b| {
         let d = Dissector::default();
@@ -138,33 +128,6 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-/// Records and packet bytes, framed as the reader frames them: runs of
-/// records without a `Frame` each, the framer's `next` for the rest.
-fn count_records(bytes: &[u8], metas: &mut Vec<RecordMeta>) -> (usize, usize) {
-    let Ok((mut framer, mut pos)) = Framer::detect(bytes) else {
-        panic!("not a capture")
-    };
-    let (mut count, mut seen) = (0, 0);
-    loop {
-        metas.clear();
-        pos = framer.run(bytes, pos, usize::MAX, 4096, metas);
-        count += metas.len();
-        seen += metas.iter().map(|m| m.caplen as usize).sum::<usize>();
-        if metas.len() == 4096 {
-            continue;
-        }
-        match framer.next(&bytes[pos..]) {
-            Frame::Record(meta, len) => {
-                count += 1;
-                seen += meta.caplen as usize;
-                pos += len;
-            }
-            Frame::Skip(len) => pos += len,
-            _ => return (count, seen),
-        }
-    }
-}
-
 /// Our framers against pcap-parser's on the same generated captures: the
 /// measurement behind framing pcap/pcapng ourselves.
 fn framing_against_pcap_parser(c: &mut Criterion) {
@@ -177,15 +140,20 @@ fn framing_against_pcap_parser(c: &mut Criterion) {
             ..Default::default()
         };
         generate(&work, &mut bytes).expect("generate");
-        let n = frame_all(&bytes).len() as u64;
+        let mut metas = Vec::new();
+        frame_all(&bytes, &mut metas);
+        let n = metas.len() as u64;
         let name = if format == Format::Pcap { "pcap" } else { "pcapng" };
         let mut g = c.benchmark_group(format!("framing_{name}"));
         g.throughput(Throughput::Elements(n));
         // Both sides count the records and their packet bytes, as a reader
         // would before handing them on.
         g.bench_function("connbal", |b| {
-            let mut metas = Vec::with_capacity(4096);
-            b.iter(|| black_box(count_records(black_box(&bytes), &mut metas)))
+            b.iter(|| {
+                frame_all(black_box(&bytes), &mut metas);
+                let seen: usize = metas.iter().map(|m| m.caplen as usize).sum();
+                black_box((metas.len(), seen))
+            })
         });
         g.bench_function("pcap_parser", |b| {
             b.iter(|| {

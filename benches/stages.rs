@@ -14,7 +14,11 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use connbal::aggregate::{Aggregator, Options};
-use connbal::capture::{Frame, Framer, RecordMeta};
+#[path = "common.rs"]
+mod common;
+
+use common::frame_all;
+use connbal::capture::RecordMeta;
 use connbal::dissect::{Dissector, Link};
 use connbal::event::EventBatch;
 use connbal::generate::{Workload, generate, sample_frames};
@@ -22,23 +26,10 @@ use connbal::pipeline::dissect_records;
 
 const BATCH: usize = 4096;
 
+/// Framing, timed (a named function for callgrind).
 #[inline(never)]
-fn frame_all(bytes: &[u8], metas: &mut Vec<RecordMeta>) {
-    let Ok((mut framer, mut pos)) = Framer::detect(bytes) else {
-        panic!("not a capture")
-    };
-    metas.clear();
-    while let Some(rest) = bytes.get(pos..) {
-        match framer.next(rest) {
-            Frame::Record(mut meta, len) => {
-                meta.data_off += pos as u32;
-                metas.push(meta);
-                pos += len;
-            }
-            Frame::Skip(len) => pos += len,
-            _ => break,
-        }
-    }
+fn frame_pass(bytes: &[u8], metas: &mut Vec<RecordMeta>) {
+    frame_all(bytes, metas);
 }
 
 /// One timed pass of dissection, into batches already grown.
@@ -83,7 +74,7 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
     // recycles its own.
     let mut metas = Vec::new();
     frame_all(bytes, &mut metas);
-    let (t_frame, ()) = best(runs, || frame_all(black_box(bytes), &mut metas));
+    let (t_frame, ()) = best(runs, || frame_pass(black_box(bytes), &mut metas));
     let n = metas.len() as f64;
     let dissector = Dissector {
         all_segments: all,

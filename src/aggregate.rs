@@ -506,7 +506,15 @@ impl Aggregator {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         self.counters.dns_messages += 1;
-        match crate::dissect::dns_event(ts, src, dst, sport, dport, bytes, &mut scratch) {
+        let packet = crate::dissect::DnsPacket {
+            ts,
+            src,
+            dst,
+            sport,
+            dport,
+            bytes,
+        };
+        match crate::dissect::dns_event(&packet, &mut scratch) {
             Ok(Some(Dns::Query(i))) => {
                 if let Some(q) = scratch.dns.get(i as usize) {
                     self.query(q, &scratch);

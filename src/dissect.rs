@@ -110,7 +110,15 @@ impl Dissector {
             PROTO_UDP => match udp::parse(p.payload) {
                 Ok(u) if u.src_port == DNS_PORT || u.dst_port == DNS_PORT => {
                     truncated |= u.truncated;
-                    self.dns(ts, p.src, p.dst, u.src_port, u.dst_port, u.payload, out);
+                    let packet = DnsPacket {
+                        ts,
+                        src: p.src,
+                        dst: p.dst,
+                        sport: u.src_port,
+                        dport: u.dst_port,
+                        bytes: u.payload,
+                    };
+                    self.dns(&packet, out);
                 }
                 Ok(u) => truncated |= u.truncated,
                 Err(WireError::Truncated { .. }) => truncated = true,
@@ -179,25 +187,25 @@ impl Dissector {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn dns(&self, ts: u64, src: Addr, dst: Addr, sport: u16, dport: u16, bytes: &[u8], out: &mut EventBatch) {
+    fn dns(&self, packet: &DnsPacket<'_>, out: &mut EventBatch) {
+        let ts = packet.ts;
         out.counters.dns_messages += 1;
         // Most messages are plain queries; without -F nothing but their
         // name's hash is needed.
         if self.filter.is_none()
-            && dport == DNS_PORT
-            && let Some(q) = plain_query(bytes)
+            && packet.dport == DNS_PORT
+            && let Some(q) = plain_query(packet.bytes)
         {
             out.events.push(Event::Query {
                 ts,
-                key: table::query_key(&src, &dst, sport, q.id),
+                key: table::query_key(&packet.src, &packet.dst, packet.sport, q.id),
                 name_hash: q.name_hash,
                 qtype: q.qtype,
             });
             return;
         }
         let names_mark = out.names.len();
-        match dns_event(ts, src, dst, sport, dport, bytes, out) {
+        match dns_event(packet, out) {
             Ok(Some(Dns::Query(index))) => {
                 let Some(q) = out.dns.get(index as usize).copied() else {
                     return;
@@ -304,22 +312,7 @@ pub fn plain_query(msg: &[u8]) -> Option<PlainQuery> {
     if flags & 0xF8 != 0 || u16::from_be_bytes([qd_hi, qd_lo]) != 1 {
         return None;
     }
-    let mut pos = HEADER_LEN;
-    loop {
-        let len = usize::from(*msg.get(pos)?);
-        if len == 0 {
-            break;
-        }
-        // A pointer or an extended label type: the general path.
-        if len >= 64 {
-            return None;
-        }
-        pos += 1 + len;
-    }
-    let end = pos + 1;
-    if end - HEADER_LEN > dns::MAX_NAME_WIRE_LEN {
-        return None;
-    }
+    let end = dns::plain_name_end(msg, HEADER_LEN)?;
     let &[t_hi, t_lo, c_hi, c_lo] = msg.get(end..end + 4)?.first_chunk::<4>()?;
     let qtype = u16::from_be_bytes([t_hi, t_lo]);
     if u16::from_be_bytes([c_hi, c_lo]) != dns::CLASS_IN
@@ -341,50 +334,32 @@ pub enum Dns {
     Response(u32),
 }
 
+/// A DNS message and where it travelled.
+#[derive(Clone, Copy, Debug)]
+pub struct DnsPacket<'a> {
+    pub ts: u64,
+    pub src: Addr,
+    pub dst: Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub bytes: &'a [u8],
+}
+
 /// One DNS message as a query or a digested response event (names and
 /// backends written into `out`); `Ok(None)` for a message connbal does not
 /// follow, and then nothing is left in `out`. After a response, the
 /// scratch `out.records` holds its records as parsed (tests read them).
-pub fn dns_event(
-    ts: u64,
-    src: Addr,
-    dst: Addr,
-    sport: u16,
-    dport: u16,
-    bytes: &[u8],
-    out: &mut EventBatch,
-) -> Result<Option<Dns>, DnsError> {
-    digest_message(ts, src, dst, sport, dport, bytes, out, true)
+pub fn dns_event(p: &DnsPacket<'_>, out: &mut EventBatch) -> Result<Option<Dns>, DnsError> {
+    digest_message(p, out, true)
 }
 
-/// As [`dns_event`], always through the general digest (which keeps every
-/// record in `out.records`): tests compare the two.
-pub fn dns_event_general(
-    ts: u64,
-    src: Addr,
-    dst: Addr,
-    sport: u16,
-    dport: u16,
-    bytes: &[u8],
-    out: &mut EventBatch,
-) -> Result<Option<Dns>, DnsError> {
-    digest_message(ts, src, dst, sport, dport, bytes, out, false)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn digest_message(
-    ts: u64,
-    src: Addr,
-    dst: Addr,
-    sport: u16,
-    dport: u16,
-    bytes: &[u8],
-    out: &mut EventBatch,
-    plain: bool,
-) -> Result<Option<Dns>, DnsError> {
+/// [`dns_event`], where `plain: false` reads every response through the
+/// general digest (which keeps every record in `out.records`): tests
+/// compare the two.
+pub fn digest_message(p: &DnsPacket<'_>, out: &mut EventBatch, plain: bool) -> Result<Option<Dns>, DnsError> {
     let names_mark = out.names.len();
     let backends_mark = out.backends.len();
-    let result = message_event(ts, src, dst, sport, dport, bytes, out, plain);
+    let result = message_event(p, out, plain);
     if !matches!(result, Ok(Some(_))) {
         out.names.truncate(names_mark);
         out.backends.truncate(backends_mark);
@@ -393,17 +368,15 @@ fn digest_message(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-fn message_event(
-    ts: u64,
-    src: Addr,
-    dst: Addr,
-    sport: u16,
-    dport: u16,
-    bytes: &[u8],
-    out: &mut EventBatch,
-    plain: bool,
-) -> Result<Option<Dns>, DnsError> {
+fn message_event(p: &DnsPacket<'_>, out: &mut EventBatch, plain: bool) -> Result<Option<Dns>, DnsError> {
+    let &DnsPacket {
+        ts,
+        src,
+        dst,
+        sport,
+        dport,
+        bytes,
+    } = p;
     out.records.clear();
     let msg = DnsMessage::parse(bytes)?;
     if msg.opcode() != dns::OPCODE_QUERY || msg.qdcount != 1 {

@@ -21,7 +21,7 @@ use crate::addr::Addr;
 use crate::aggregate::{self, Aggregator};
 use crate::capture::{Frame, Framer};
 use crate::cli::OutputFormat;
-use crate::dissect::{self, Dissector, Dns, Link};
+use crate::dissect::{self, Dissector, Dns, DnsPacket, Link};
 use crate::event::{Event, EventBatch, Found, RecordData, Span};
 use crate::report::{self, Style};
 use crate::source::{Ending, Source, Spares};
@@ -198,7 +198,15 @@ pub fn dns(data: &[u8]) {
     let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 53]));
     let mut batch = EventBatch::default();
     for (ts, src, dst, sport, dport) in [(1, b, a, 53, 40000), (2, a, b, 40000, 53)] {
-        match dissect::dns_event(ts, src, dst, sport, dport, data, &mut batch) {
+        let packet = DnsPacket {
+            ts,
+            src,
+            dst,
+            sport,
+            dport,
+            bytes: data,
+        };
+        match dissect::dns_event(&packet, &mut batch) {
             Ok(Some(Dns::Query(index))) => batch.events.push(Event::FilteredQuery { ts, index }),
             Ok(Some(Dns::Response(index))) => batch.events.push(Event::Response { ts, index }),
             _ => {}
@@ -211,7 +219,15 @@ fn same_digest(data: &[u8]) {
     let (server, client) = (Addr::V4([10, 0, 0, 53]), Addr::V4([10, 0, 0, 1]));
     // As a query: the plain reader and the general one agree.
     let mut q = EventBatch::default();
-    let general = dissect::dns_event_general(1, client, server, 40000, 53, data, &mut q);
+    let packet = |src, dst, sport, dport| DnsPacket {
+        ts: 1,
+        src,
+        dst,
+        sport,
+        dport,
+        bytes: data,
+    };
+    let general = dissect::digest_message(&packet(client, server, 40000, 53), &mut q, false);
     let general = match general {
         Ok(Some(Dns::Query(i))) => {
             let d = &q.dns[i as usize];
@@ -229,8 +245,9 @@ fn same_digest(data: &[u8]) {
         );
     }
     let (mut a, mut b) = (EventBatch::default(), EventBatch::default());
-    let plain = dissect::dns_event(1, server, client, 53, 40000, data, &mut a);
-    let general = dissect::dns_event_general(1, server, client, 53, 40000, data, &mut b);
+    let answer = packet(server, client, 53, 40000);
+    let plain = dissect::dns_event(&answer, &mut a);
+    let general = dissect::digest_message(&answer, &mut b, false);
     match (plain, general) {
         (Ok(Some(Dns::Response(i))), Ok(Some(Dns::Response(j)))) => {
             let (x, y) = (&a.dns[i as usize], &b.dns[j as usize]);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use memmap2::Mmap;
 
-use crate::capture::{DetectError, Frame, Framer, RecordMeta};
+use crate::capture::{DetectError, Frame, Framer, RecordMeta, RunLimits};
 use crate::stats::Counters;
 
 /// A batch holds at most this many records...
@@ -398,7 +398,11 @@ fn frame_records(
 ) -> (usize, RunEnd) {
     let mut pos = 0usize;
     loop {
-        pos = framer.run(bytes, pos, max_bytes, BATCH_RECORDS, records);
+        let limits = RunLimits {
+            max_bytes,
+            max_records: BATCH_RECORDS,
+        };
+        pos = framer.run(bytes, pos, limits, records);
         if records.len() >= BATCH_RECORDS || pos >= max_bytes {
             return (pos, RunEnd::Full);
         }

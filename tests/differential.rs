@@ -3,7 +3,7 @@
 //! the same A, AAAA, CNAME and SRV records, or both reject the message.
 
 use connbal::addr::Addr;
-use connbal::dissect::{Dns, dns_event, dns_event_general};
+use connbal::dissect::{Dns, DnsPacket, digest_message};
 use connbal::event::{EventBatch, RecordData, Section};
 use connbal::generate::Rng;
 use connbal::wire::dns::DnsError;
@@ -23,28 +23,24 @@ type Parsed = (Vec<u8>, u16, Vec<Rec>);
 /// Ours: `Err` when the message is malformed, `Ok(None)` when it is not a
 /// response connbal follows (those are not compared).
 fn ours(msg: &[u8]) -> Result<Option<Parsed>, DnsError> {
-    // The usual reader and the general one meet the same errors...
-    let plain = dns_event(
-        0,
-        Addr::V4([10, 0, 0, 53]),
-        Addr::V4([10, 0, 0, 1]),
-        53,
-        4000,
-        msg,
-        &mut EventBatch::default(),
-    );
+    // The usual reader and the general one meet the same errors; the
+    // general one keeps the records to compare.
+    let read = |plain: bool, batch: &mut EventBatch| {
+        let (server, client) = (Addr::V4([10, 0, 0, 53]), Addr::V4([10, 0, 0, 1]));
+        let packet = DnsPacket {
+            ts: 0,
+            src: server,
+            dst: client,
+            sport: 53,
+            dport: 4000,
+            bytes: msg,
+        };
+        digest_message(&packet, batch, plain)
+    };
+    let usual = read(true, &mut EventBatch::default());
     let mut batch = EventBatch::default();
-    let ev = dns_event_general(
-        0,
-        Addr::V4([10, 0, 0, 53]),
-        Addr::V4([10, 0, 0, 1]),
-        53,
-        4000,
-        msg,
-        &mut batch,
-    );
-    assert_eq!(plain.is_err(), ev.is_err(), "the two readers disagree on {msg:?}");
-    // ... and the general one keeps the records to compare.
+    let ev = read(false, &mut batch);
+    assert_eq!(usual.is_err(), ev.is_err(), "the two readers disagree on {msg:?}");
     let Some(Dns::Response(index)) = ev? else {
         return Ok(None);
     };

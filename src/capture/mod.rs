@@ -58,6 +58,37 @@ pub enum Framer {
     Pcapng(pcapng::PcapngFramer),
 }
 
+/// Where a run of framing stops: when `records` holds `max_records`, or
+/// past `max_bytes` of the slice.
+#[derive(Clone, Copy, Debug)]
+pub struct RunLimits {
+    pub max_bytes: usize,
+    pub max_records: usize,
+}
+
+/// Frames records one after another from `pos` with `sound`, which reads
+/// the record at the front of a slice (its data offset relative to that
+/// record, and its length) or says `None` for anything but a whole, sound
+/// record; returns where it stopped.
+#[inline(always)]
+fn run_records(
+    bytes: &[u8],
+    mut pos: usize,
+    limits: RunLimits,
+    records: &mut Vec<RecordMeta>,
+    mut sound: impl FnMut(&[u8]) -> Option<(RecordMeta, usize)>,
+) -> usize {
+    while records.len() < limits.max_records && pos < limits.max_bytes {
+        let Some((mut meta, len)) = bytes.get(pos..).and_then(&mut sound) else {
+            break;
+        };
+        meta.data_off += pos as u32;
+        records.push(meta);
+        pos += len;
+    }
+    pos
+}
+
 /// The link types of pcap and pcapng that connbal dissects.
 pub fn link_from_linktype(linktype: u32) -> Option<Link> {
     Some(match linktype {
@@ -119,13 +150,12 @@ impl Framer {
         &mut self,
         bytes: &[u8],
         pos: usize,
-        max_bytes: usize,
-        max_records: usize,
+        limits: RunLimits,
         records: &mut Vec<RecordMeta>,
     ) -> usize {
         match self {
-            Framer::Snoop(f) => f.run(bytes, pos, max_bytes, max_records, records),
-            Framer::Pcap(f) => f.run(bytes, pos, max_bytes, max_records, records),
+            Framer::Snoop(f) => run_records(bytes, pos, limits, records, |rest| f.sound_record(rest)),
+            Framer::Pcap(f) => run_records(bytes, pos, limits, records, |rest| f.sound_record(rest)),
             Framer::Pcapng(_) => pos,
         }
     }

@@ -95,53 +95,32 @@ impl PcapFramer {
         }
     }
 
-    /// As `SnoopFramer::run`: the whole, sound records from `pos` on into
-    /// `records`, without a `Frame` each; anything else is left to
-    /// [`PcapFramer::next`].
-    pub fn run(
-        &mut self,
-        bytes: &[u8],
-        pos: usize,
-        max_bytes: usize,
-        max_records: usize,
-        records: &mut Vec<RecordMeta>,
-    ) -> usize {
+    /// The record at the front of `buf` if it is whole and sound (for
+    /// `Framer::run`; anything else is for [`PcapFramer::next`] to name).
+    #[inline(always)]
+    pub(super) fn sound_record(&self, buf: &[u8]) -> Option<(RecordMeta, usize)> {
         if self.big_endian {
-            self.run_in::<BigEndian>(bytes, pos, max_bytes, max_records, records)
+            self.sound::<BigEndian>(buf)
         } else {
-            self.run_in::<LittleEndian>(bytes, pos, max_bytes, max_records, records)
+            self.sound::<LittleEndian>(buf)
         }
     }
 
-    fn run_in<O: ByteOrder>(
-        &self,
-        bytes: &[u8],
-        mut pos: usize,
-        max_bytes: usize,
-        max_records: usize,
-        records: &mut Vec<RecordMeta>,
-    ) -> usize {
-        while records.len() < max_records && pos < max_bytes {
-            let Some((h, _)) = bytes
-                .get(pos..)
-                .and_then(|b| RecordHeader::<O>::ref_from_prefix(b).ok())
-            else {
-                break;
-            };
-            let incl = h.incl_len.get() as usize;
-            let len = RECORD_HEADER_LEN + incl;
-            if incl > MAX_RECORD || pos + len > bytes.len() {
-                break;
-            }
-            records.push(RecordMeta {
-                data_off: (pos + RECORD_HEADER_LEN) as u32,
-                caplen: incl as u32,
-                link: self.link,
-                ts: u64::from(h.ts_sec.get()) * 1_000_000_000 + u64::from(h.ts_frac.get()) * self.frac_ns,
-            });
-            pos += len;
+    #[inline(always)]
+    fn sound<O: ByteOrder>(&self, buf: &[u8]) -> Option<(RecordMeta, usize)> {
+        let (h, _) = RecordHeader::<O>::ref_from_prefix(buf).ok()?;
+        let incl = h.incl_len.get() as usize;
+        let len = RECORD_HEADER_LEN + incl;
+        if incl > MAX_RECORD || len > buf.len() {
+            return None;
         }
-        pos
+        let meta = RecordMeta {
+            data_off: RECORD_HEADER_LEN as u32,
+            caplen: incl as u32,
+            link: self.link,
+            ts: u64::from(h.ts_sec.get()) * 1_000_000_000 + u64::from(h.ts_frac.get()) * self.frac_ns,
+        };
+        Some((meta, len))
     }
 
     fn record<O: ByteOrder>(&self, buf: &[u8], _: PhantomData<O>) -> Frame {

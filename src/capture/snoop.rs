@@ -97,44 +97,27 @@ impl SnoopFramer {
         )
     }
 
-    /// Frames the whole, sound records from `pos` on into `records` (data
-    /// offsets relative to `bytes`), until `max_records` are held or
-    /// `max_bytes` reached; returns where it stopped. Anything else (a cut
-    /// or damaged record) is left for [`SnoopFramer::next`] to name: this
-    /// is the same framing, without a `Frame` per record.
-    pub fn run(
-        &mut self,
-        bytes: &[u8],
-        mut pos: usize,
-        max_bytes: usize,
-        max_records: usize,
-        records: &mut Vec<RecordMeta>,
-    ) -> usize {
-        while records.len() < max_records && pos < max_bytes {
-            let Some((h, _)) = bytes
-                .get(pos..)
-                .and_then(|b| RecordHeader::ref_from_prefix(b).ok())
-            else {
-                break;
-            };
-            let record_len = h.record_len.get() as usize;
-            let included = h.included_len.get() as usize;
-            if !(RECORD_HEADER_LEN..=MAX_RECORD).contains(&record_len)
-                || included > record_len - RECORD_HEADER_LEN
-                || pos + record_len > bytes.len()
-            {
-                break;
-            }
-            self.drops = Some(h.cumulative_drops.get());
-            records.push(RecordMeta {
-                data_off: (pos + RECORD_HEADER_LEN) as u32,
-                caplen: included as u32,
-                link: self.link,
-                ts: timestamp(h),
-            });
-            pos += record_len;
+    /// The record at the front of `buf` if it is whole and sound (for
+    /// `Framer::run`; anything else is for [`SnoopFramer::next`] to name).
+    #[inline(always)]
+    pub(super) fn sound_record(&mut self, buf: &[u8]) -> Option<(RecordMeta, usize)> {
+        let (h, _) = RecordHeader::ref_from_prefix(buf).ok()?;
+        let record_len = h.record_len.get() as usize;
+        let included = h.included_len.get() as usize;
+        if !(RECORD_HEADER_LEN..=MAX_RECORD).contains(&record_len)
+            || included > record_len - RECORD_HEADER_LEN
+            || record_len > buf.len()
+        {
+            return None;
         }
-        pos
+        self.drops = Some(h.cumulative_drops.get());
+        let meta = RecordMeta {
+            data_off: RECORD_HEADER_LEN as u32,
+            caplen: included as u32,
+            link: self.link,
+            ts: timestamp(h),
+        };
+        Some((meta, record_len))
     }
 }
 

@@ -23,7 +23,7 @@ pub const TYPE_SRV: u16 = 33;
 pub const CLASS_IN: u16 = 1;
 pub const OPCODE_QUERY: u8 = 0;
 
-pub const MAX_NAME_WIRE_LEN: usize = 255;
+const MAX_NAME_WIRE_LEN: usize = 255;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DnsError {

@@ -1,0 +1,29 @@
+//! What the benches share.
+
+use connbal::capture::{Frame, Framer, RecordMeta, RunLimits};
+
+/// Every record of a capture held in memory, framed as the reader frames
+/// them (runs without a `Frame` per record, the framer's `next` for the
+/// rest), into `metas` with data offsets from the start of `bytes`.
+pub fn frame_all(bytes: &[u8], metas: &mut Vec<RecordMeta>) {
+    let Ok((mut framer, mut pos)) = Framer::detect(bytes) else {
+        panic!("not a capture")
+    };
+    metas.clear();
+    let limits = RunLimits {
+        max_bytes: usize::MAX,
+        max_records: usize::MAX,
+    };
+    loop {
+        pos = framer.run(bytes, pos, limits, metas);
+        match framer.next(&bytes[pos..]) {
+            Frame::Record(mut meta, len) => {
+                meta.data_off += pos as u32;
+                metas.push(meta);
+                pos += len;
+            }
+            Frame::Skip(len) => pos += len,
+            _ => return,
+        }
+    }
+}
