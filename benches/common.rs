@@ -1,6 +1,9 @@
 //! What the benches share.
 
 use connbal::capture::{Frame, Framer, RecordMeta, RunLimits};
+use connbal::dissect::Dissector;
+use connbal::event::EventBatch;
+use connbal::pipeline::dissect_records;
 
 /// Every record of a capture held in memory, framed as the reader frames
 /// them (runs without a `Frame` per record, the framer's `next` for the
@@ -26,4 +29,26 @@ pub fn frame_all(bytes: &[u8], metas: &mut Vec<RecordMeta>) {
             _ => return,
         }
     }
+}
+
+/// The records `metas` (framed from `bytes`) dissected as the parser
+/// workers dissect them, into batches of `chunk` records.
+pub fn dissect_all(
+    dissector: &Dissector,
+    bytes: &[u8],
+    metas: &[RecordMeta],
+    chunk: usize,
+) -> Vec<EventBatch> {
+    metas
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, part)| {
+            let mut batch = EventBatch {
+                seq: i as u64,
+                ..Default::default()
+            };
+            dissect_records(dissector, bytes, part, &mut batch);
+            batch
+        })
+        .collect()
 }

@@ -6,16 +6,16 @@
 use std::hint::black_box;
 
 use connbal::aggregate::{Aggregator, Options};
-use connbal::capture::RecordMeta;
 use connbal::dissect::{Dissector, Link};
 use connbal::event::EventBatch;
 use connbal::generate::{Workload, generate};
+use connbal::pipeline::dissect_records;
 use connbal::synth::{Rr, dns_response, udp_frame};
 use connbal::wire::dns::TYPE_SRV;
 #[path = "common.rs"]
 mod common;
 
-use common::frame_all;
+use common::{dissect_all, frame_all};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn capture() -> Vec<u8> {
@@ -26,25 +26,6 @@ fn capture() -> Vec<u8> {
     };
     generate(&work, &mut bytes).expect("generate");
     bytes
-}
-
-fn dissect_all(bytes: &[u8], metas: &[RecordMeta], chunk: usize) -> Vec<EventBatch> {
-    let d = Dissector::default();
-    metas
-        .chunks(chunk)
-        .enumerate()
-        .map(|(i, part)| {
-            let mut batch = EventBatch {
-                seq: i as u64,
-                ..Default::default()
-            };
-            for m in part {
-                let start = m.data_off as usize;
-                d.record(m.link, m.ts, &bytes[start..start + m.caplen as usize], &mut batch);
-            }
-            batch
-        })
-        .collect()
 }
 
 fn benches(c: &mut Criterion) {
@@ -67,14 +48,11 @@ fn benches(c: &mut Criterion) {
         let mut batch = EventBatch::default();
         b.iter(|| {
             batch.clear();
-            for m in &metas {
-                let start = m.data_off as usize;
-                d.record(m.link, m.ts, &bytes[start..start + m.caplen as usize], &mut batch);
-            }
+            dissect_records(&d, &bytes, &metas, &mut batch);
             black_box(batch.events.len())
         })
     });
-    let batches = dissect_all(&bytes, &metas, 4096);
+    let batches = dissect_all(&Dissector::default(), &bytes, &metas, 4096);
     g.bench_function("aggregator_apply", |b| {
         b.iter(|| {
             let mut agg = Aggregator::new(Options::default());

@@ -1082,16 +1082,7 @@ impl Aggregator {
             self.next_full_sweep = ts.saturating_add(SECOND);
             let now = (ts / SECOND) as u32;
             let idle = (self.opts.idle_timeout / SECOND) as u32;
-            let before = self.connections.len();
-            let usage = &mut self.usage;
-            self.connections.retain(|c| {
-                let keep = c.flags & CLOSED == 0 && now.saturating_sub(c.last_secs) <= idle;
-                if !keep && let Some(u) = usage.get_mut(c.client_slot as usize) {
-                    u.connections = u.connections.saturating_sub(1);
-                }
-                keep
-            });
-            self.tally.conns_expired += (before - self.connections.len()) as u64;
+            self.expire_connections(|c| c.flags & CLOSED == 0 && now.saturating_sub(c.last_secs) <= idle);
         }
         let used = self.usage.get(client_slot as usize).map_or(0, |u| u.connections);
         self.connections.len() < self.opts.max_connections && used < self.opts.max_connections_per_client
@@ -1104,20 +1095,28 @@ impl Aggregator {
         let idle = (self.opts.idle_timeout / SECOND) as u32;
         let linger = idle.min(CLOSED_LINGER_SECS);
         let secs = (now / SECOND) as u32;
+        // A closed connection is kept only long enough to recognise its
+        // last ACK or a retransmitted FIN.
+        self.expire_connections(|c| {
+            let limit = if c.flags & CLOSED != 0 { linger } else { idle };
+            secs.saturating_sub(c.last_secs) <= limit
+        });
+        self.next_sweep = now.saturating_add((self.opts.idle_timeout / 4).clamp(SECOND, 5 * SECOND));
+    }
+
+    /// Forgets the followed connections `keep` says no to, giving each
+    /// back to its client's quota.
+    fn expire_connections(&mut self, keep: impl Fn(&Connection) -> bool) {
         let before = self.connections.len();
         let usage = &mut self.usage;
         self.connections.retain(|c| {
-            // A closed connection is kept only long enough to recognise its
-            // last ACK or a retransmitted FIN.
-            let limit = if c.flags & CLOSED != 0 { linger } else { idle };
-            let keep = secs.saturating_sub(c.last_secs) <= limit;
-            if !keep && let Some(u) = usage.get_mut(c.client_slot as usize) {
+            let kept = keep(c);
+            if !kept && let Some(u) = usage.get_mut(c.client_slot as usize) {
                 u.connections = u.connections.saturating_sub(1);
             }
-            keep
+            kept
         });
         self.tally.conns_expired += (before - self.connections.len()) as u64;
-        self.next_sweep = now.saturating_add((self.opts.idle_timeout / 4).clamp(SECOND, 5 * SECOND));
     }
 
     /// Whether a (client, name) is reported (SPEC §4).

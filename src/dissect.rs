@@ -515,8 +515,7 @@ fn read_records(
     let authority_end = answers + usize::from(msg.nscount);
     let total = authority_end + usize::from(msg.arcount);
     let buf = msg.bytes();
-    let mut memo = NameMemo::default();
-    memo.note(HEADER_LEN, question_end - 4, qname);
+    let mut memo = NameMemo::with_question(question_end, qname);
     let mut pos = question_end;
     for i in 0..total {
         // Most owner names point at a name this message has decoded

@@ -98,11 +98,7 @@ pub fn rows(agg: &Aggregator) -> Vec<Row> {
     let ports = PortsByBackend::new(agg);
     let mut out = Vec::with_capacity(agg.backends.len());
     for (service, name) in sorted_services(agg) {
-        let start = out.len();
         service_rows(agg, &ports, service, &name, &mut out);
-        if let Some(mine) = out.get_mut(start..) {
-            mine.sort_unstable_by_key(|r| (r.backend, r.port));
-        }
     }
     out
 }
@@ -145,7 +141,9 @@ pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Rc<str>)> {
         .collect()
 }
 
-/// The rows of one (client, name), unsorted (SPEC §5, "Ports shown").
+/// Appends the rows of one (client, name) (SPEC §5, "Ports shown"), sorted
+/// by backend, then port: addresses numerically with IPv4 first, `?`
+/// before any port.
 pub fn service_rows(
     agg: &Aggregator,
     ports: &PortsByBackend,
@@ -161,6 +159,7 @@ pub fn service_rows(
         dns: u64::from(b.dns),
         name: Rc::clone(name),
     };
+    let start = out.len();
     let mut wanted: Vec<u16> = Vec::new();
     match service.kind {
         Kind::Srv => {
@@ -188,19 +187,9 @@ pub fn service_rows(
             }
         }
     }
-}
-
-/// By client, name, backend, port: addresses numerically with IPv4 first,
-/// names in byte order, `?` before any port.
-pub fn sort_rows(rows: &mut [Row]) {
-    rows.sort_unstable_by(|a, b| {
-        (a.client, a.name.as_bytes(), a.backend, a.port).cmp(&(
-            b.client,
-            b.name.as_bytes(),
-            b.backend,
-            b.port,
-        ))
-    });
+    if let Some(mine) = out.get_mut(start..) {
+        mine.sort_unstable_by_key(|r| (r.backend, r.port));
+    }
 }
 
 /// `source ip <TAB> destination ip:port <TAB> #conns <TAB> #dns <TAB> name`
@@ -234,7 +223,6 @@ pub fn write_summary_tsv(agg: &Aggregator, w: &mut impl Write) -> io::Result<()>
         }
         rows.clear();
         service_rows(agg, &ports, service, name, &mut rows);
-        rows.sort_unstable_by_key(|r| (r.backend, r.port));
         for r in &rows {
             push_row(&mut buf, r);
         }

@@ -63,7 +63,6 @@ pub fn services(agg: &Aggregator) -> Vec<ServiceReport> {
         .map(|(s, name)| {
             let mut rows = Vec::new();
             output::service_rows(agg, &ports, s, &name, &mut rows);
-            output::sort_rows(&mut rows);
             let balance = balance_of(agg, s, &rows);
             let (conns, stale_conns) = output::service_conns(agg, &ports, s);
             ServiceReport {

@@ -145,16 +145,12 @@ enum SourceKind {
     },
 }
 
-/// A byte stream that can tell whether more bytes are already waiting, so
-/// that the reader fills big batches under load and hands over at once
-/// when the pipe goes quiet.
+/// A byte stream that can tell whether more bytes are waiting, so that the
+/// reader fills big batches under load and hands over soon after the pipe
+/// goes quiet.
 pub trait Stream: Read + Send {
-    fn ready(&self) -> bool {
-        false
-    }
-
-    /// Waits at most `timeout` for bytes to read (or the end); whether
-    /// there are some.
+    /// Waits at most `timeout` (zero: not at all) for bytes to read (or
+    /// the end); whether there are some.
     fn wait_ready(&self, _timeout: Duration) -> bool {
         false
     }
@@ -189,10 +185,6 @@ impl<T: Read> Read for Fd<T> {
 }
 
 impl<T: Read + AsFd + Send> Stream for Fd<T> {
-    fn ready(&self) -> bool {
-        self.wait_ready(Duration::ZERO)
-    }
-
     fn wait_ready(&self, timeout: Duration) -> bool {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
         let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
@@ -581,13 +573,7 @@ fn read_stream(
                 // the pipe goes quiet, wait a little for more rather than
                 // waking every thread for a handful of records.
                 let started = Instant::now();
-                while filled < buf.len() {
-                    if !reader.ready() {
-                        let waited = started.elapsed();
-                        if waited >= COALESCE || !reader.wait_ready(COALESCE - waited) {
-                            break;
-                        }
-                    }
+                while filled < buf.len() && reader.wait_ready(COALESCE.saturating_sub(started.elapsed())) {
                     match reader.read(buf.get_mut(filled..).unwrap_or(&mut [])) {
                         Ok(0) | Err(_) => break,
                         Ok(m) => filled += m,

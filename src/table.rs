@@ -309,35 +309,30 @@ struct Slot<V> {
 /// An open-addressing hash table (linear probing, backward-shift deletion)
 /// whose callers supply each key's hash. Values sit beside their hash, so
 /// a lookup usually touches one cache line, and [`FpTable::prefetch`] can
-/// start that load early. Grows by doubling; by default never above 5/8
-/// full.
+/// start that load early. Grows by doubling, never above
+/// [`MAX_LOAD_EIGHTHS`]/8 full.
 #[derive(Clone)]
 pub struct FpTable<V> {
     slots: Vec<Slot<V>>,
     mask: usize,
     len: usize,
-    /// The most it may be filled, in eighths.
-    load: usize,
 }
 
-impl<V: Copy + Default> Default for FpTable<V> {
+/// How full an [`FpTable`] may be, in eighths (denser is smaller but
+/// probes further).
+const MAX_LOAD_EIGHTHS: usize = 5;
+
+impl<V> Default for FpTable<V> {
     fn default() -> Self {
-        Self::with_load(5)
-    }
-}
-
-impl<V: Copy + Default> FpTable<V> {
-    /// A table filled to at most `eighths`/8 before it grows (denser is
-    /// smaller but probes further).
-    pub fn with_load(eighths: usize) -> Self {
         FpTable {
             slots: Vec::new(),
             mask: 0,
             len: 0,
-            load: eighths.clamp(1, 7),
         }
     }
+}
 
+impl<V: Copy + Default> FpTable<V> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -400,7 +395,7 @@ impl<V: Copy + Default> FpTable<V> {
 
     /// Adds an entry the caller knows is not in the table.
     pub fn insert_new(&mut self, hash: u64, value: V) {
-        if (self.len + 1) * 8 > self.slots.len() * self.load {
+        if (self.len + 1) * 8 > self.slots.len() * MAX_LOAD_EIGHTHS {
             self.grow();
         }
         let hash = stored(hash);
@@ -520,14 +515,9 @@ pub struct Generations<V> {
 
 impl<V: Copy + Default> Generations<V> {
     pub fn new(window: u64, cap: usize) -> Self {
-        Self::with_load(window, cap, 5)
-    }
-
-    /// As [`Generations::new`], with tables filled to `eighths`/8.
-    pub fn with_load(window: u64, cap: usize, eighths: usize) -> Self {
         Generations {
-            current: FpTable::with_load(eighths),
-            previous: FpTable::with_load(eighths),
+            current: FpTable::default(),
+            previous: FpTable::default(),
             started: 0,
             window,
             cap: cap.max(2),
