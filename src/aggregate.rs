@@ -17,7 +17,10 @@ use crate::event::{DnsEvent, Event, EventBatch, Found, FragmentEvent, Segment, S
 use crate::intern::{Interner, Map, NameId};
 use crate::reassembly::{Fragments, TcpStreams};
 use crate::stats::{Counters, Tally};
-use crate::table::{FpTable, Generations, SynCache, backend_hash, fingerprint, prefetch, service_hash};
+use crate::table::{
+    FpTable, Generations, SynCache, backend_hash, fingerprint, prefetch, prefetch_slice, push_huge,
+    service_hash,
+};
 use crate::wire::dns::TYPE_SRV;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
 
@@ -642,19 +645,22 @@ impl Aggregator {
             u.services += 1;
         }
         let id = self.services.len() as u32;
-        self.services.push(Service {
-            name_hash: r.qname_hash,
-            lookups: 0,
-            early_relookups: 0,
-            ttl_min: None,
-            answer_expires: 0,
-            first_backend: NONE,
-            last_backend: NONE,
-            backend_count: 0,
-            client_slot: slot,
-            name,
-            kind,
-        });
+        push_huge(
+            &mut self.services,
+            Service {
+                name_hash: r.qname_hash,
+                lookups: 0,
+                early_relookups: 0,
+                ttl_min: None,
+                answer_expires: 0,
+                first_backend: NONE,
+                last_backend: NONE,
+                backend_count: 0,
+                client_slot: slot,
+                name,
+                kind,
+            },
+        );
         self.service_index.insert_new(r.service, id);
         Some((id, name))
     }
@@ -869,21 +875,24 @@ impl Aggregator {
         if let Some(b) = self.backends.get_mut(previous as usize) {
             b.next = id;
         }
-        self.backends.push(Backend {
-            service,
-            next: NONE,
-            dns: 0,
-            conns: 0,
-            expires: 0,
-            last_response: 0,
-            stale_conns: 0,
-            port: 0,
-            bound: false,
-            srv_priority: 0,
-            srv_weight: 0,
-            srv_ports: [0; INLINE_SRV_PORTS],
-            srv_port_count: 0,
-        });
+        push_huge(
+            &mut self.backends,
+            Backend {
+                service,
+                next: NONE,
+                dns: 0,
+                conns: 0,
+                expires: 0,
+                last_response: 0,
+                stale_conns: 0,
+                port: 0,
+                bound: false,
+                srv_priority: 0,
+                srv_weight: 0,
+                srv_ports: [0; INLINE_SRV_PORTS],
+                srv_port_count: 0,
+            },
+        );
         self.backend_addrs.push(addr);
         id
     }
@@ -1160,9 +1169,14 @@ fn prefetch_record(ev: &Event, batch: &EventBatch) {
                 prefetch(s);
             }
         }
-        Event::Response { index, .. } => {
+        Event::Response {
+            index, first, end, ..
+        } => {
             if let Some(d) = batch.dns.get(index as usize) {
                 prefetch(d);
+            }
+            if let Some(found) = batch.backends.get(first as usize..end as usize) {
+                prefetch_slice(found);
             }
         }
         _ => {}

@@ -229,7 +229,7 @@ impl Dissector {
                     });
                 }
             }
-            Ok(Some(Dns::Response(index))) => out.events.push(Event::Response { ts, index }),
+            Ok(Some(Dns::Response(index))) => out.push_response(ts, index),
             Ok(None) => out.counters.dns_ignored += 1,
             Err(_) => out.counters.dns_malformed += 1,
         }

@@ -143,13 +143,21 @@ pub enum Event {
     /// `dns[index]`: a query whose name does not contain the `-F` filter
     /// (followed only when it is an SRV target its client awaits).
     FilteredQuery { ts: u64, index: u32 },
-    /// `dns[index]`.
-    Response { ts: u64, index: u32 },
+    /// `dns[index]`, whose backends are `backends[first..end]` (here too,
+    /// so that the aggregator can start loading them early).
+    Response {
+        ts: u64,
+        index: u32,
+        first: u32,
+        end: u32,
+    },
     /// `tcp_data[index]`.
     TcpData { ts: u64, index: u32 },
     /// `fragments[index]`.
     Fragment { ts: u64, index: u32 },
 }
+
+const _: () = assert!(size_of::<Event>() == 32);
 
 impl Event {
     /// Capture time, nanoseconds since the epoch.
@@ -236,6 +244,17 @@ impl EventBatch {
         let (ts, index) = (data.ts, self.tcp_data.len() as u32);
         self.tcp_data.push(data);
         self.events.push(Event::TcpData { ts, index });
+    }
+
+    /// `dns[index]`, a digested response.
+    pub fn push_response(&mut self, ts: u64, index: u32) {
+        let (first, end) = self.dns.get(index as usize).map_or((0, 0), |d| d.backends);
+        self.events.push(Event::Response {
+            ts,
+            index,
+            first,
+            end,
+        });
     }
 
     pub fn push_fragment(&mut self, fragment: FragmentEvent) {

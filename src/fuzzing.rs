@@ -208,7 +208,7 @@ pub fn dns(data: &[u8]) {
         };
         match dissect::dns_event(&packet, &mut batch) {
             Ok(Some(Dns::Query(index))) => batch.events.push(Event::FilteredQuery { ts, index }),
-            Ok(Some(Dns::Response(index))) => batch.events.push(Event::Response { ts, index }),
+            Ok(Some(Dns::Response(index))) => batch.push_response(ts, index),
             _ => {}
         }
     }

@@ -264,6 +264,21 @@ pub fn prefetch<T>(value: &T) {
     }
 }
 
+/// Starts loading every cache line of `items`.
+#[inline(always)]
+pub fn prefetch_slice<T>(items: &[T]) {
+    let p: *const u8 = items.as_ptr().cast();
+    let len = size_of_val(items);
+    let mut at = 0;
+    while at < len {
+        prefetch_line(p.wrapping_add(at));
+        at += 64;
+    }
+    if len > 0 {
+        prefetch_line(p.wrapping_add(len - 1));
+    }
+}
+
 /// Starts loading the first `len` bytes of `bytes` (at most), a cache
 /// line at a time.
 #[inline(always)]
@@ -292,6 +307,54 @@ fn prefetch_line<T>(p: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// The size of a transparent huge page on x86-64 and most arm64 kernels.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// A vector of `len` copies of `value`, in transparent huge pages where
+/// the kernel gives them (see [`advise_huge`]).
+pub fn huge_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    advise_huge(v.spare_capacity_mut());
+    v.resize(len, value);
+    v
+}
+
+/// Pushes `item`, growing `v` (by doubling) into memory advised as
+/// [`huge_vec`]'s is.
+pub fn push_huge<T>(v: &mut Vec<T>, item: T) {
+    if v.len() == v.capacity() {
+        let mut bigger = Vec::with_capacity((v.capacity() * 2).max(64));
+        advise_huge(bigger.spare_capacity_mut());
+        bigger.append(v);
+        *v = bigger;
+    }
+    v.push(item);
+}
+
+/// Asks the kernel to back the whole 2 MiB stretches of `memory` with
+/// transparent huge pages when they are first touched (`MADV_HUGEPAGE`;
+/// a hint, ignored where THP is off). The aggregator's big tables are
+/// probed at random: with 4 KiB pages nearly every probe also misses the
+/// TLB, and a page walk holds up the prefetches that hide the misses.
+/// Nothing smaller than 2 MiB is affected, so a pipe's small working set
+/// keeps its 4 KiB pages.
+#[allow(unsafe_code)]
+fn advise_huge<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
+    let start = memory.as_mut_ptr() as usize;
+    let first = start.next_multiple_of(HUGE_PAGE);
+    let last = (start + size_of_val(memory)) / HUGE_PAGE * HUGE_PAGE;
+    if last <= first {
+        return;
+    }
+    let from = memory.as_mut_ptr().cast::<u8>().wrapping_add(first - start);
+    // SAFETY: [from, from + (last - first)) lies inside `memory`, which we
+    // borrow mutably. MADV_HUGEPAGE only marks the range as eligible for
+    // huge pages: it neither reads nor changes its contents, and the
+    // kernel keeps them when it later collapses or splits the pages.
+    // Failure (EINVAL without THP) leaves everything as it was.
+    let _ = unsafe { rustix::mm::madvise(from.cast(), last - first, rustix::mm::Advice::LinuxHugepage) };
 }
 
 /// The stored form of a hash: 0 marks an empty slot.
@@ -412,7 +475,7 @@ impl<V: Copy + Default> FpTable<V> {
 
     fn grow(&mut self) {
         let capacity = (self.slots.len() * 2).max(16);
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
+        let old = std::mem::replace(&mut self.slots, huge_vec(capacity, Slot::default()));
         self.mask = capacity - 1;
         self.len = 0;
         for slot in old.into_iter().filter(|s| s.hash != 0) {
@@ -473,7 +536,7 @@ impl<V: Copy + Default> FpTable<V> {
     /// Keeps only the entries for which `keep` holds (rebuilds the table).
     pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
         let capacity = self.slots.len();
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); capacity]);
+        let old = std::mem::replace(&mut self.slots, huge_vec(capacity, Slot::default()));
         self.len = 0;
         for mut slot in old.into_iter().filter(|s| s.hash != 0) {
             if keep(&mut slot.value) {
@@ -663,7 +726,7 @@ impl SynCache {
         let tag = Self::tag(key);
         let window = self.window_secs;
         if self.sets.is_empty() {
-            self.sets = vec![SynSet::default(); self.set_count];
+            self.sets = huge_vec(self.set_count, SynSet::default());
         }
         let mask = self.sets.len() - 1;
         let Some(set) = self.sets.get_mut(key as usize & mask) else {
