@@ -185,6 +185,16 @@ const HAS_ISN: u8 = 1;
 const COUNTED: u8 = 2;
 const CLOSED: u8 = 4;
 
+/// An SRV target a client has still to look up: the SRV services and
+/// ports waiting for its addresses. The name is checked by its hash, as a
+/// service's is.
+#[derive(Debug)]
+struct Awaited {
+    client: Addr,
+    name_hash: u64,
+    waiting: Vec<(u32, Srv)>,
+}
+
 /// A client's entry in the clients table.
 #[derive(Clone, Copy, Debug)]
 struct ClientSlot {
@@ -231,12 +241,13 @@ pub struct Aggregator {
     /// [`crate::table::pair_hash`] of (client, address) -> the backend the
     /// client's latest response containing the address made it.
     bindings: FpTable<u32>,
-    /// SRV targets that came without an address: (client, target) -> the
-    /// SRV services and ports waiting for the target's own lookup.
-    srv_targets: Map<(Addr, NameId), Vec<(u32, Srv)>>,
-    /// By name id: whether the name is an SRV target some client waits
-    /// for, so that other A/AAAA responses skip the lookup.
-    is_srv_target: Vec<bool>,
+    /// SRV targets that came without an address, by the
+    /// [`service_hash`] of (client, target name): the very key of the
+    /// service a lookup of the target by that client will have, so that
+    /// each A/AAAA response finds what waits for it with one probe.
+    srv_targets: FpTable<u32>,
+    /// What `srv_targets` points to.
+    awaited: Vec<Awaited>,
     /// Fingerprint of (4-tuple, ISN) of SYNs to bound addresses -> the
     /// second it was seen.
     recent_syns: SynCache,
@@ -273,8 +284,8 @@ impl Aggregator {
             more_srv_ports: Map::default(),
             more_conns: Map::default(),
             bindings: FpTable::default(),
-            srv_targets: Map::default(),
-            is_srv_target: Vec::new(),
+            srv_targets: FpTable::default(),
+            awaited: Vec::new(),
             recent_syns,
             connections: FpTable::default(),
             next_sweep: 0,
@@ -355,7 +366,7 @@ impl Aggregator {
                 } => self.pending_query(ts, key, name_hash, qtype),
                 Event::FilteredQuery { index, .. } => {
                     if let Some(q) = batch.dns.get(index as usize) {
-                        if self.awaited_target(q.client, batch.name(q.qname)) {
+                        if self.awaited_target(q.client, q.qname_hash) {
                             self.pending_query(q.ts, q.key, q.qname_hash, q.qtype);
                         } else {
                             self.tally.queries_filtered += 1;
@@ -538,10 +549,9 @@ impl Aggregator {
     /// filter is checked here rather than by a worker.
     fn query(&mut self, q: &DnsEvent, batch: &EventBatch) {
         let name = batch.name(q.qname);
-        let wanted =
-            self.opts.filter.as_deref().is_none_or(|f| {
-                crate::dissect::name_contains(name, f) || self.awaited_target(q.client, name)
-            });
+        let wanted = self.opts.filter.as_deref().is_none_or(|f| {
+            crate::dissect::name_contains(name, f) || self.awaited_target(q.client, q.qname_hash)
+        });
         if wanted {
             self.pending_query(q.ts, q.key, q.qname_hash, q.qtype);
         } else {
@@ -558,10 +568,22 @@ impl Aggregator {
 
     /// `-F` lets through an SRV target this client still has to resolve
     /// for a tracked SRV name.
-    fn awaited_target(&self, client: Addr, name: &[u8]) -> bool {
-        self.names
-            .get(name)
-            .is_some_and(|id| self.srv_targets.contains_key(&(client, id)))
+    fn awaited_target(&self, client: Addr, name_hash: u64) -> bool {
+        self.awaited_index(service_hash(&client, name_hash), client, name_hash)
+            .is_some()
+    }
+
+    /// The entry of `awaited` for (client, target name), by its
+    /// [`service_hash`] `key`.
+    fn awaited_index(&self, key: u64, client: Addr, name_hash: u64) -> Option<usize> {
+        let awaited = &self.awaited;
+        self.srv_targets
+            .get(key, |&i| {
+                awaited
+                    .get(i as usize)
+                    .is_some_and(|a| a.name_hash == name_hash && a.client == client)
+            })
+            .map(|&i| i as usize)
     }
 
     fn response(&mut self, r: &DnsEvent, batch: &EventBatch) {
@@ -583,27 +605,23 @@ impl Aggregator {
         } else {
             Kind::Address
         };
-        let (service, name) = match self.find_service(r) {
+        let service = match self.find_service(r) {
             Some(id) => {
-                let Some(s) = self.services.get_mut(id as usize) else {
-                    return;
-                };
-                if kind == Kind::Srv {
+                if kind == Kind::Srv
+                    && let Some(s) = self.services.get_mut(id as usize)
+                {
                     s.kind = Kind::Srv;
                 }
-                (id, s.name)
+                id
             }
-            None => match self.new_service(r, batch.name(r.qname), kind) {
-                Some(found) => found,
-                None => return,
-            },
+            None => self.new_service(r, batch.name(r.qname), kind),
         };
         self.note_lookup(service, r.ttl, r.ts);
         let found = batch.backends_of(r);
         if kind == Kind::Srv {
-            self.srv_response(r, service, found, batch);
+            self.srv_response(r, service, found);
         } else {
-            self.address_response(r, service, name, found);
+            self.address_response(r, service, found);
         }
     }
 
@@ -621,26 +639,16 @@ impl Aggregator {
     }
 
     /// A service for a (client, name) seen for the first time, within the
-    /// caps: `Some((NONE, name))` when the name is known but the table or
-    /// the client's quota is full (the response still feeds SRV services
-    /// waiting for the name), `None` when there is nothing to do.
-    fn new_service(&mut self, r: &DnsEvent, qname: &[u8], kind: Kind) -> Option<(u32, NameId)> {
+    /// caps; [`NONE`] when the table or the client's quota is full (the
+    /// response still feeds SRV services waiting for the name).
+    fn new_service(&mut self, r: &DnsEvent, qname: &[u8], kind: Kind) -> u32 {
         let slot = self.client_slot(r.client);
         let used = self.usage.get(slot as usize).map_or(0, |u| u.services);
-        let room = self.services.len() < self.opts.max_services && used < self.opts.max_services_per_client;
-        let Some(name) = (if room {
-            Some(self.names.intern_hashed(qname, r.qname_hash))
-        } else {
-            self.names.get_hashed(qname, r.qname_hash)
-        }) else {
-            // Tables full: a name never seen cannot become a service.
+        if self.services.len() >= self.opts.max_services || used >= self.opts.max_services_per_client {
             self.tally.tables_full += 1;
-            return None;
-        };
-        if !room {
-            self.tally.tables_full += 1;
-            return Some((NONE, name));
+            return NONE;
         }
+        let name = self.names.intern_hashed(qname, r.qname_hash);
         if let Some(u) = self.usage.get_mut(slot as usize) {
             u.services += 1;
         }
@@ -662,7 +670,7 @@ impl Aggregator {
             },
         );
         self.service_index.insert_new(r.service, id);
-        Some((id, name))
+        id
     }
 
     /// The client's entry in `usage`, created if new.
@@ -678,7 +686,7 @@ impl Aggregator {
         slot
     }
 
-    fn address_response(&mut self, r: &DnsEvent, service: u32, name: NameId, found: &[Found]) {
+    fn address_response(&mut self, r: &DnsEvent, service: u32, found: &[Found]) {
         let expires = expiry(r.ts, r.ttl);
         for f in found {
             if let &Found::Backend { addr, pair, key, .. } = f {
@@ -687,38 +695,42 @@ impl Aggregator {
         }
         // SRV services waiting for this target's addresses: they become
         // backends of the SRV name, with the SRV ports.
-        let maybe_target = self.is_srv_target.get(name.0 as usize).copied().unwrap_or(false);
-        if let Some(waiting) = maybe_target
-            .then(|| self.srv_targets.get(&(r.client, name)).cloned())
-            .flatten()
-        {
-            for (srv_service, srv) in waiting {
-                let Some(hash) = self
-                    .services
-                    .get(srv_service as usize)
-                    .map(|s| service_hash(&self.client_of(s), s.name_hash))
-                else {
-                    continue;
-                };
-                for f in found {
-                    if let &Found::Backend { addr, pair, .. } = f {
-                        let key = backend_hash(hash, pair);
-                        self.add_backend(srv_service, key, addr, pair, Some(srv), expires);
-                    }
+        if self.srv_targets.is_empty() {
+            return;
+        }
+        // The response's service hash is that of (client, target name).
+        let Some(index) = self.awaited_index(r.service, r.client, r.qname_hash) else {
+            return;
+        };
+        for w in 0.. {
+            let Some(&(srv_service, srv)) = self.awaited.get(index).and_then(|a| a.waiting.get(w)) else {
+                break;
+            };
+            let Some(hash) = self
+                .services
+                .get(srv_service as usize)
+                .map(|s| service_hash(&self.client_of(s), s.name_hash))
+            else {
+                continue;
+            };
+            for f in found {
+                if let &Found::Backend { addr, pair, .. } = f {
+                    let key = backend_hash(hash, pair);
+                    self.add_backend(srv_service, key, addr, pair, Some(srv), expires);
                 }
             }
         }
     }
 
-    fn srv_response(&mut self, r: &DnsEvent, service: u32, found: &[Found], batch: &EventBatch) {
+    fn srv_response(&mut self, r: &DnsEvent, service: u32, found: &[Found]) {
         let expires = expiry(r.ts, r.ttl);
         for f in found {
             match *f {
                 Found::Backend { addr, pair, key, srv } => {
                     self.add_backend(service, key, addr, pair, srv, expires);
                 }
-                Found::Target { name, hash, srv } if service != NONE => {
-                    self.remember_target(r.client, service, batch.name(name), hash, srv);
+                Found::Target { hash, srv, .. } if service != NONE => {
+                    self.remember_target(r.client, service, hash, srv);
                 }
                 Found::Target { .. } => {}
             }
@@ -727,7 +739,7 @@ impl Aggregator {
 
     /// An SRV target that came without an address: a later lookup of it by
     /// the same client gives the SRV service its backends.
-    fn remember_target(&mut self, client: Addr, service: u32, target: &[u8], hash: u64, srv: Srv) {
+    fn remember_target(&mut self, client: Addr, service: u32, name_hash: u64, srv: Srv) {
         let slot = self
             .services
             .get(service as usize)
@@ -738,24 +750,27 @@ impl Aggregator {
             self.tally.srv_targets_evicted += 1;
             return;
         }
-        let target = self.names.intern_hashed(target, hash);
-        if self.is_srv_target.len() <= target.0 as usize {
-            self.is_srv_target.resize(target.0 as usize + 1, false);
-        }
-        if let Some(flag) = self.is_srv_target.get_mut(target.0 as usize) {
-            *flag = true;
-        }
-        let waiting = match self.srv_targets.entry((client, target)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
+        let key = service_hash(&client, name_hash);
+        let index = match self.awaited_index(key, client, name_hash) {
+            Some(index) => index,
+            None => {
                 if let Some(u) = self.usage.get_mut(slot as usize) {
                     u.srv_targets += 1;
                 }
-                e.insert(Vec::new())
+                self.srv_targets.insert_new(key, self.awaited.len() as u32);
+                self.awaited.push(Awaited {
+                    client,
+                    name_hash,
+                    waiting: Vec::new(),
+                });
+                self.awaited.len() - 1
             }
         };
-        if !waiting.contains(&(service, srv)) && waiting.len() < MAX_SRV_PORTS {
-            waiting.push((service, srv));
+        if let Some(a) = self.awaited.get_mut(index)
+            && !a.waiting.contains(&(service, srv))
+            && a.waiting.len() < MAX_SRV_PORTS
+        {
+            a.waiting.push((service, srv));
         }
     }
 

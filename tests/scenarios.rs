@@ -213,6 +213,39 @@ fn srv_target_resolved_by_a_later_lookup_counts_for_the_srv_name() {
 }
 
 #[test]
+fn an_awaited_srv_target_is_followed_past_the_filter_and_a_full_service_table() {
+    let mut s = Script::default();
+    let record = srv("_y._tcp.example", "late.example", 8443);
+    s.lookup(C, "_y._tcp.example", TYPE_SRV, &[record], &[]);
+    // Not "_y" (-F), and the client's one service is taken by the SRV
+    // name: the target's own lookup only feeds the SRV name. The name is
+    // matched whatever its case.
+    s.lookup(
+        C,
+        "LATE.Example",
+        TYPE_A,
+        &[a("LATE.Example", B1), a("LATE.Example", B3)],
+        &[],
+    );
+    s.syn(C, 40000, B3, 8443);
+    let mut cfg = config(false);
+    cfg.aggregate.filter = Some(b"_y".to_vec());
+    cfg.aggregate.max_services_per_client = 1;
+    let (out, outcome) = summary_with(&s, &cfg);
+    assert_eq!(
+        out,
+        "010.001.000.001\t010.002.000.001:8443\t0\t1\t_y._tcp.example.\n\
+         010.001.000.001\t010.002.000.003:8443\t1\t1\t_y._tcp.example.\n"
+    );
+    let t = &outcome.aggregator.tally;
+    assert_eq!(
+        (t.queries_filtered, t.tables_full, t.syns_counted),
+        (0, 1, 1),
+        "{t:?}"
+    );
+}
+
+#[test]
 fn aaaa_and_ipv6_clients() {
     let client = Addr::V6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
     let b = |last| [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, last];
