@@ -424,6 +424,11 @@ impl Aggregator {
                     return;
                 };
                 self.service_index.prefetch(r.service);
+                // An A/AAAA response may be for an SRV target its client
+                // awaits: the same key.
+                if r.qtype != TYPE_SRV && !self.srv_targets.is_empty() {
+                    self.srv_targets.prefetch(r.service);
+                }
                 for found in batch.backends_of(r) {
                     if let Found::Backend { key, .. } = found {
                         self.backend_index.prefetch(*key);
@@ -463,6 +468,14 @@ impl Aggregator {
                     .and_then(|&id| self.services.get(id as usize))
                 {
                     prefetch(s);
+                }
+                if r.qtype != TYPE_SRV
+                    && let Some(a) = self
+                        .srv_targets
+                        .peek(r.service)
+                        .and_then(|&i| self.awaited.get(i as usize))
+                {
+                    prefetch(a);
                 }
                 for found in batch.backends_of(r) {
                     if let Found::Backend { key, pair, .. } = found {
