@@ -154,6 +154,22 @@ pub trait Stream: Read + Send {
     fn wait_ready(&self, _timeout: Duration) -> bool {
         false
     }
+
+    /// What waits in the pipe, where the system tells.
+    fn backlog(&self) -> Option<Backlog> {
+        None
+    }
+}
+
+/// What waits in a pipe.
+#[derive(Clone, Copy, Debug)]
+pub struct Backlog {
+    /// Bytes waiting to be read.
+    pub waiting: usize,
+    /// Bytes the pipe holds at most.
+    pub capacity: usize,
+    /// The writer has closed its end: what waits is all there will be.
+    pub closed: bool,
 }
 
 /// Any reader, with no way to look ahead (tests, in-memory input).
@@ -193,6 +209,29 @@ impl<T: Read + AsFd + Send> Stream for Fd<T> {
             tv_nsec: i64::from(timeout.subsec_nanos()),
         };
         poll(&mut fds, Some(&timeout)).is_ok_and(|n| n > 0)
+    }
+
+    fn backlog(&self) -> Option<Backlog> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let capacity = rustix::pipe::fcntl_getpipe_size(&self.0).ok()?;
+        let waiting = usize::try_from(rustix::io::ioctl_fionread(&self.0).ok()?).ok()?;
+        let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
+        poll(
+            &mut fds,
+            Some(&Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }),
+        )
+        .ok()?;
+        let closed = fds
+            .first()
+            .is_some_and(|f| f.revents().intersects(PollFlags::HUP | PollFlags::ERR));
+        Some(Backlog {
+            waiting,
+            capacity,
+            closed,
+        })
     }
 }
 
@@ -504,6 +543,8 @@ fn read_stream(
     }
     let mut base = header_len as u64;
     let mut seq = 0u64;
+    // Bytes a second in the last coalescing window.
+    let mut inflow = None;
     loop {
         if stop.load(Ordering::Relaxed) {
             return Ending::Stopped;
@@ -567,23 +608,59 @@ fn read_stream(
             }
             Ok(n) => {
                 filled += n;
-                // Fill this buffer with what is waiting before framing it:
-                // few large batches, not many small ones. A live capture
-                // trickles in (snoop writes what each tick caught): when
-                // the pipe goes quiet, wait a little for more rather than
-                // waking every thread for a handful of records.
-                let started = Instant::now();
-                while filled < buf.len() && reader.wait_ready(COALESCE.saturating_sub(started.elapsed())) {
-                    match reader.read(buf.get_mut(filled..).unwrap_or(&mut [])) {
-                        Ok(0) | Err(_) => break,
-                        Ok(m) => filled += m,
-                    }
-                }
+                filled = fill_window(&mut *reader, &mut buf, filled, n, &mut inflow);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Ending::ReadError(io_text(&e)),
         }
     }
+}
+
+/// Fills `buf`, which holds `filled` bytes (`fresh` of them just read),
+/// with what arrives within [`COALESCE`], and returns how much it holds:
+/// few large batches, not many small ones. A live capture trickles in
+/// (snoop writes what each tick caught, or each packet). Waiting on
+/// readiness wakes the reader for every write; so when the last window's
+/// inflow (`rate`, bytes a second) would take the pipe at least a
+/// millisecond to fill a quarter, the reader sleeps in steps that leave
+/// the pipe room, until the window ends or the pipe is half full, and then
+/// drains it. A fast writer (a saved capture piped in) is read as it comes.
+fn fill_window(
+    reader: &mut dyn Stream,
+    buf: &mut [u8],
+    mut filled: usize,
+    fresh: usize,
+    rate: &mut Option<f64>,
+) -> usize {
+    let started = Instant::now();
+    let left = || COALESCE.saturating_sub(started.elapsed());
+    let step = match (reader.backlog(), *rate) {
+        (Some(b), Some(r)) if !b.closed => (b.capacity as f64 / 4.0) / r.max(1.0),
+        _ => 0.0,
+    };
+    let drain = step >= 1e-3;
+    if drain {
+        let step = Duration::from_secs_f64(step).min(COALESCE / 2);
+        while let Some(b) = reader.backlog()
+            && !b.closed
+            && !left().is_zero()
+            && b.waiting < b.capacity / 2
+            && filled + b.waiting < buf.len()
+        {
+            std::thread::sleep(left().min(step));
+        }
+    }
+    let before = filled - fresh.min(filled);
+    let timeout = || if drain { Duration::ZERO } else { left() };
+    while filled < buf.len() && reader.wait_ready(timeout()) {
+        match reader.read(buf.get_mut(filled..).unwrap_or(&mut [])) {
+            Ok(0) | Err(_) => break,
+            Ok(m) => filled += m,
+        }
+    }
+    let elapsed = started.elapsed().max(Duration::from_micros(100));
+    *rate = Some((filled - before) as f64 / elapsed.as_secs_f64());
+    filled
 }
 
 /// Pipe buffers: at most `PIPE_BUFFERS` exist; the reader waits for a
@@ -623,5 +700,60 @@ pub fn input_path(flag: Option<PathBuf>, positional: Option<PathBuf>) -> Result<
     match (flag, positional) {
         (Some(_), Some(_)) => Err("give the capture either with -f or as an argument, not both".into()),
         (a, b) => Ok(a.or(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn pipe() -> (Fd<File>, File) {
+        let (r, w) = rustix::pipe::pipe().expect("a pipe");
+        (Fd::new(File::from(r)), File::from(w))
+    }
+
+    /// `fill_window` after a first read of `first` bytes, with the last
+    /// window's inflow `rate`: (bytes in the buffer, time taken, new rate).
+    fn window(r: &mut Fd<File>, buf: &mut [u8], first: usize, rate: f64) -> (usize, Duration, f64) {
+        let n = r.read(buf.get_mut(..first).expect("room")).expect("a read");
+        let mut rate = Some(rate);
+        let started = Instant::now();
+        let filled = fill_window(r, buf, n, n, &mut rate);
+        (filled, started.elapsed(), rate.expect("a rate"))
+    }
+
+    #[test]
+    fn a_trickle_is_slept_through_to_the_end_of_the_window_then_drained() {
+        let (mut r, mut w) = pipe();
+        w.write_all(&[7; 300]).expect("write");
+        let mut buf = vec![0; 4096];
+        let (filled, took, rate) = window(&mut r, &mut buf, 100, 2_000.0);
+        assert_eq!(filled, 300);
+        assert!(took >= COALESCE, "{took:?}");
+        assert!(rate < 10_000.0, "{rate}");
+        drop(w);
+    }
+
+    #[test]
+    fn a_closed_writer_or_a_half_full_pipe_is_not_waited_on() {
+        // The writer has gone: what waits is read at once.
+        let (mut r, mut w) = pipe();
+        w.write_all(&[7; 300]).expect("write");
+        drop(w);
+        let mut buf = vec![0; 4096];
+        let (filled, took, _) = window(&mut r, &mut buf, 100, 2_000.0);
+        assert_eq!(filled, 300);
+        assert!(took < COALESCE, "{took:?}");
+        // Half the pipe waiting: drained at once, even at a trickle's rate.
+        let (mut r, mut w) = pipe();
+        let capacity = r.backlog().expect("a pipe tells its backlog").capacity;
+        let bytes = vec![7; capacity / 2 + 100];
+        w.write_all(&bytes).expect("write");
+        let mut buf = vec![0; capacity * 2];
+        let (filled, took, _) = window(&mut r, &mut buf, 100, 2_000.0);
+        assert_eq!(filled, bytes.len());
+        assert!(took < COALESCE, "{took:?}");
+        drop(w);
     }
 }
