@@ -6,8 +6,7 @@ use clap::Parser;
 use crossbeam_channel::{Receiver, bounded};
 
 use connbal::aggregate;
-use connbal::cli::{Cli, OutputFormat};
-use connbal::output;
+use connbal::cli::Cli;
 use connbal::pipeline::{self, Config};
 use connbal::report;
 use connbal::source::{self, Ending, OpenError, Source};
@@ -84,10 +83,9 @@ fn main() -> ExitCode {
         if write_failed.is_some() {
             return;
         }
-        let block = report::render(agg, format, style);
         let written = out
             .write_all(report::interval_header(start, end).as_bytes())
-            .and_then(|()| out.write_all(&block))
+            .and_then(|()| report::write_summary(agg, format, style, &mut out))
             .and_then(|()| out.flush());
         if let Err(e) = written {
             write_failed = Some(e);
@@ -155,10 +153,7 @@ fn main() -> ExitCode {
                 .as_bytes(),
             );
         }
-        written = written.and_then(|()| match format {
-            OutputFormat::Tsv => output::write_summary_tsv(agg, &mut out),
-            _ => out.write_all(&report::render(agg, format, style)),
-        });
+        written = written.and_then(|()| report::write_summary(agg, format, style, &mut out));
     }
     let written = written.and_then(|()| out.flush());
     if let Some(e) = write_failed.or(written.err())

@@ -10,6 +10,7 @@
 //! ports (`port` is null when they differ).
 
 use std::fmt::Write as _;
+use std::io;
 use std::rc::Rc;
 
 use crate::addr::Addr;
@@ -60,25 +61,33 @@ pub fn services(agg: &Aggregator) -> Vec<ServiceReport> {
     let ports = output::PortsByBackend::new(agg);
     output::sorted_services(agg)
         .into_iter()
-        .map(|(s, name)| {
-            let mut rows = Vec::new();
-            output::service_rows(agg, &ports, s, &name, &mut rows);
-            let balance = balance_of(agg, s, &rows);
-            let (conns, stale_conns) = output::service_conns(agg, &ports, s);
-            ServiceReport {
-                client: agg.client_of(s),
-                name,
-                kind: s.kind,
-                lookups: s.lookups,
-                ttl_min: s.ttl_min,
-                conns,
-                early_relookups: s.early_relookups,
-                stale_conns,
-                rows,
-                balance,
-            }
-        })
+        .map(|(s, name)| service_report(agg, &ports, s, name))
         .collect()
+}
+
+/// One service's rows and figures.
+fn service_report(
+    agg: &Aggregator,
+    ports: &output::PortsByBackend,
+    s: &Service,
+    name: Rc<str>,
+) -> ServiceReport {
+    let mut rows = Vec::new();
+    output::service_rows(agg, ports, s, &name, &mut rows);
+    let balance = balance_of(agg, s, &rows);
+    let (conns, stale_conns) = output::service_conns(agg, ports, s);
+    ServiceReport {
+        client: agg.client_of(s),
+        name,
+        kind: s.kind,
+        lookups: s.lookups,
+        ttl_min: s.ttl_min,
+        conns,
+        early_relookups: s.early_relookups,
+        stale_conns,
+        rows,
+        balance,
+    }
 }
 
 fn balance_of(agg: &Aggregator, s: &Service, rows: &[Row]) -> Vec<Balance> {
@@ -409,52 +418,90 @@ fn stats_json(out: &mut String, c: &Counters, t: &Tally) {
     out.push('}');
 }
 
-/// `--format json`: one document.
-pub fn json(agg: &Aggregator) -> String {
-    let services = services(agg);
-    // Services are sorted by (client, name) and each one's rows by
-    // (backend, port): together they are the rows in order, computed once.
-    let rows: Vec<&Row> = services.iter().flat_map(|s| &s.rows).collect();
-    let mut out = String::with_capacity(256 + rows.len() * 160);
-    out.push_str("{\"rows\":[");
-    for (i, r) in rows.iter().enumerate() {
-        out.push_str(if i > 0 { ",\n" } else { "\n" });
-        row_json(&mut out, r);
+/// The JSON writers fill a buffer this large before writing it out, so
+/// that a summary of any size is never held in memory whole.
+const CHUNK: usize = 64 * 1024;
+
+/// Writes `buf` to `out` once it holds a chunk.
+fn spill(buf: &mut String, out: &mut impl io::Write) -> io::Result<()> {
+    if buf.len() >= CHUNK {
+        out.write_all(buf.as_bytes())?;
+        buf.clear();
     }
-    out.push_str("\n],\"services\":[");
-    for (i, s) in services.iter().enumerate() {
-        out.push_str(if i > 0 { ",\n" } else { "\n" });
-        service_json(&mut out, s);
-    }
-    out.push_str("\n],\"stats\":");
-    stats_json(&mut out, &agg.counters, &agg.tally);
-    out.push_str("}\n");
-    out
+    Ok(())
 }
 
-/// `--format jsonl`: one row object a line.
-pub fn jsonl(rows: &[Row]) -> String {
-    let mut out = String::with_capacity(rows.len() * 160);
-    for r in rows {
-        row_json(&mut out, r);
-        out.push('\n');
+/// `--format json`: one document, written a chunk at a time. Rows come
+/// first and the services' figures after them, so each service's rows
+/// are made twice rather than all of them kept.
+pub fn write_json(agg: &Aggregator, out: &mut impl io::Write) -> io::Result<()> {
+    let ports = output::PortsByBackend::new(agg);
+    let sorted = output::sorted_services(agg);
+    let mut buf = String::with_capacity(CHUNK + 4096);
+    buf.push_str("{\"rows\":[");
+    let mut rows = Vec::new();
+    let mut first = true;
+    for (s, name) in &sorted {
+        rows.clear();
+        output::service_rows(agg, &ports, s, name, &mut rows);
+        for r in &rows {
+            buf.push_str(if first { "\n" } else { ",\n" });
+            first = false;
+            row_json(&mut buf, r);
+        }
+        spill(&mut buf, out)?;
     }
-    out
+    buf.push_str("\n],\"services\":[");
+    for (i, (s, name)) in sorted.iter().enumerate() {
+        buf.push_str(if i > 0 { ",\n" } else { "\n" });
+        service_json(&mut buf, &service_report(agg, &ports, s, Rc::clone(name)));
+        spill(&mut buf, out)?;
+    }
+    buf.push_str("\n],\"stats\":");
+    stats_json(&mut buf, &agg.counters, &agg.tally);
+    buf.push_str("}\n");
+    out.write_all(buf.as_bytes())
 }
 
-/// The summary in the chosen form.
-pub fn render(agg: &Aggregator, format: crate::cli::OutputFormat, style: Style) -> Vec<u8> {
+/// `--format jsonl`: one row object a line, written a chunk at a time.
+pub fn write_jsonl(agg: &Aggregator, out: &mut impl io::Write) -> io::Result<()> {
+    let ports = output::PortsByBackend::new(agg);
+    let mut buf = String::with_capacity(CHUNK + 4096);
+    let mut rows = Vec::new();
+    for (s, name) in output::sorted_services(agg) {
+        rows.clear();
+        output::service_rows(agg, &ports, s, &name, &mut rows);
+        for r in &rows {
+            row_json(&mut buf, r);
+            buf.push('\n');
+        }
+        spill(&mut buf, out)?;
+    }
+    out.write_all(buf.as_bytes())
+}
+
+/// The summary in the chosen form, written to `out` (TSV and JSON a piece
+/// at a time).
+pub fn write_summary(
+    agg: &Aggregator,
+    format: crate::cli::OutputFormat,
+    style: Style,
+    out: &mut impl io::Write,
+) -> io::Result<()> {
     use crate::cli::OutputFormat;
     match format {
-        OutputFormat::Tsv => {
-            let mut out = Vec::new();
-            let _ = output::write_summary_tsv(agg, &mut out);
-            out
-        }
-        OutputFormat::Json => json(agg).into_bytes(),
-        OutputFormat::Jsonl => jsonl(&output::rows(agg)).into_bytes(),
-        OutputFormat::Report => human(agg, style).into_bytes(),
+        OutputFormat::Tsv => output::write_summary_tsv(agg, out),
+        OutputFormat::Json => write_json(agg, out),
+        OutputFormat::Jsonl => write_jsonl(agg, out),
+        OutputFormat::Report => out.write_all(human(agg, style).as_bytes()),
     }
+}
+
+/// The summary in the chosen form, in memory.
+pub fn render(agg: &Aggregator, format: crate::cli::OutputFormat, style: Style) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = write_summary(agg, format, style, &mut out);
+    out
 }
 
 /// A capture time as `2026-11-26T20:38:57.000Z`.
