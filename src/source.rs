@@ -189,6 +189,7 @@ struct Fd<T>(T);
 
 impl<T: Read + AsFd> Fd<T> {
     fn new(inner: T) -> Self {
+        #[cfg(target_os = "linux")]
         let _ = rustix::pipe::fcntl_setpipe_size(&inner, PIPE_BUFFER);
         Fd(inner)
     }
@@ -211,6 +212,7 @@ impl<T: Read + AsFd + Send> Stream for Fd<T> {
         poll(&mut fds, Some(&timeout)).is_ok_and(|n| n > 0)
     }
 
+    #[cfg(target_os = "linux")]
     fn backlog(&self) -> Option<Backlog> {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
         let capacity = rustix::pipe::fcntl_getpipe_size(&self.0).ok()?;
@@ -736,6 +738,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn a_closed_writer_or_a_half_full_pipe_is_not_waited_on() {
         // The writer has gone: what waits is read at once.
         let (mut r, mut w) = pipe();

@@ -340,6 +340,7 @@ pub fn push_huge<T>(v: &mut Vec<T>, item: T) {
 /// TLB, and a page walk holds up the prefetches that hide the misses.
 /// Nothing smaller than 2 MiB is affected, so a pipe's small working set
 /// keeps its 4 KiB pages.
+#[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn advise_huge<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
     let start = memory.as_mut_ptr() as usize;
@@ -356,6 +357,10 @@ fn advise_huge<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
     // Failure (EINVAL without THP) leaves everything as it was.
     let _ = unsafe { rustix::mm::madvise(from.cast(), last - first, rustix::mm::Advice::LinuxHugepage) };
 }
+
+/// Elsewhere there is no such hint to give.
+#[cfg(not(target_os = "linux"))]
+fn advise_huge<T>(_memory: &mut [std::mem::MaybeUninit<T>]) {}
 
 /// The stored form of a hash: 0 marks an empty slot.
 #[inline(always)]
