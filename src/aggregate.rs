@@ -1204,7 +1204,7 @@ fn prefetch_record(ev: &Event, batch: &EventBatch) {
                 prefetch(d);
             }
             if let Some(found) = batch.backends.get(first as usize..end as usize) {
-                prefetch_slice(found);
+                prefetch_slice(found, usize::MAX);
             }
         }
         _ => {}

@@ -264,27 +264,12 @@ pub fn prefetch<T>(value: &T) {
     }
 }
 
-/// Starts loading every cache line of `items`.
-#[inline(always)]
-pub fn prefetch_slice<T>(items: &[T]) {
-    let p: *const u8 = items.as_ptr().cast();
-    let len = size_of_val(items);
-    let mut at = 0;
-    while at < len {
-        prefetch_line(p.wrapping_add(at));
-        at += 64;
-    }
-    if len > 0 {
-        prefetch_line(p.wrapping_add(len - 1));
-    }
-}
-
-/// Starts loading the first `len` bytes of `bytes` (at most), a cache
+/// Starts loading the first `len` bytes of `items` (at most), a cache
 /// line at a time.
 #[inline(always)]
-pub fn prefetch_bytes(bytes: &[u8], len: usize) {
-    let p = bytes.as_ptr();
-    let len = len.min(bytes.len());
+pub fn prefetch_slice<T>(items: &[T], len: usize) {
+    let p: *const u8 = items.as_ptr().cast();
+    let len = len.min(size_of_val(items));
     let mut at = 0;
     while at < len {
         prefetch_line(p.wrapping_add(at));

@@ -87,7 +87,9 @@ fn run_records(
     while records.len() < limits.max_records && pos < limits.max_bytes {
         let ahead = (pos + FRAME_PREFETCH_AHEAD).min(bytes.len());
         while fetched < ahead {
-            crate::table::prefetch_bytes(bytes.get(fetched..).unwrap_or(&[]), 1);
+            if let Some(line) = bytes.get(fetched) {
+                crate::table::prefetch(line);
+            }
             fetched += 64;
         }
         let Some((mut meta, len)) = bytes.get(pos..).and_then(&mut sound) else {
