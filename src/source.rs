@@ -636,20 +636,22 @@ fn fill_window(
 ) -> usize {
     let started = Instant::now();
     let left = || COALESCE.saturating_sub(started.elapsed());
-    let step = match (reader.backlog(), *rate) {
+    let mut backlog = reader.backlog();
+    let step = match (backlog, *rate) {
         (Some(b), Some(r)) if !b.closed => (b.capacity as f64 / 4.0) / r.max(1.0),
         _ => 0.0,
     };
     let drain = step >= 1e-3;
     if drain {
         let step = Duration::from_secs_f64(step).min(COALESCE / 2);
-        while let Some(b) = reader.backlog()
+        while let Some(b) = backlog
             && !b.closed
             && !left().is_zero()
             && b.waiting < b.capacity / 2
             && filled + b.waiting < buf.len()
         {
             std::thread::sleep(left().min(step));
+            backlog = reader.backlog();
         }
     }
     let before = filled - fresh.min(filled);
