@@ -719,10 +719,12 @@ impl Aggregator {
             let Some(&(srv_service, srv)) = self.awaited.get(index).and_then(|a| a.waiting.get(w)) else {
                 break;
             };
+            // The SRV service is this client's own (targets are awaited
+            // per client).
             let Some(hash) = self
                 .services
                 .get(srv_service as usize)
-                .map(|s| service_hash(&self.client_of(s), s.name_hash))
+                .map(|s| service_hash(&r.client, s.name_hash))
             else {
                 continue;
             };

@@ -659,8 +659,9 @@ impl<V: Copy + Default> Generations<V> {
 /// (mod 2^24, 194 days). The entries of a set already share its bits, so
 /// a match rests on the stored bits alone (39 free ones: bit 24 is forced
 /// to 1): a false match, with eight slots, is under 8 x 2^-39 = 2^-36 per
-/// lookup (one in about 29 days of 27k SYNs/s). A full set gives way to an entry older than the window, or
-/// else to its oldest entry (an eviction, counted).
+/// lookup (one in about 29 days of 27k SYNs/s). A full set gives way to
+/// an entry older than the window, or else to its oldest entry (an
+/// eviction, counted).
 pub struct SynCache {
     /// Allocated at the first insert.
     sets: Vec<SynSet>,
