@@ -201,34 +201,34 @@ impl<T: Read> Read for Fd<T> {
     }
 }
 
-impl<T: Read + AsFd + Send> Stream for Fd<T> {
-    fn wait_ready(&self, timeout: Duration) -> bool {
+impl<T: AsFd> Fd<T> {
+    /// Polls for input for at most `timeout`: the events seen, if any
+    /// (`None` when the call failed).
+    fn poll_in(&self, timeout: Duration) -> Option<rustix::event::PollFlags> {
         use rustix::event::{PollFd, PollFlags, Timespec, poll};
         let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
         let timeout = Timespec {
             tv_sec: timeout.as_secs() as i64,
             tv_nsec: i64::from(timeout.subsec_nanos()),
         };
-        poll(&mut fds, Some(&timeout)).is_ok_and(|n| n > 0)
+        poll(&mut fds, Some(&timeout)).ok()?;
+        fds.first().map(PollFd::revents)
+    }
+}
+
+impl<T: Read + AsFd + Send> Stream for Fd<T> {
+    fn wait_ready(&self, timeout: Duration) -> bool {
+        self.poll_in(timeout).is_some_and(|events| !events.is_empty())
     }
 
     #[cfg(target_os = "linux")]
     fn backlog(&self) -> Option<Backlog> {
-        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        use rustix::event::PollFlags;
         let capacity = rustix::pipe::fcntl_getpipe_size(&self.0).ok()?;
         let waiting = usize::try_from(rustix::io::ioctl_fionread(&self.0).ok()?).ok()?;
-        let mut fds = [PollFd::new(&self.0, PollFlags::IN)];
-        poll(
-            &mut fds,
-            Some(&Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            }),
-        )
-        .ok()?;
-        let closed = fds
-            .first()
-            .is_some_and(|f| f.revents().intersects(PollFlags::HUP | PollFlags::ERR));
+        let closed = self
+            .poll_in(Duration::ZERO)?
+            .intersects(PollFlags::HUP | PollFlags::ERR);
         Some(Backlog {
             waiting,
             capacity,
