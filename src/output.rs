@@ -194,10 +194,10 @@ pub fn service_rows(
 
 /// `source ip <TAB> destination ip:port <TAB> #conns <TAB> #dns <TAB> name`
 pub fn write_tsv(rows: &[Row], w: &mut impl Write) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(1 << 16);
+    let mut buf = Vec::with_capacity(CHUNK + 4096);
     for r in rows {
         push_row(&mut buf, r);
-        if buf.len() >= 1 << 16 {
+        if buf.len() >= CHUNK {
             w.write_all(&buf)?;
             buf.clear();
         }
@@ -205,16 +205,23 @@ pub fn write_tsv(rows: &[Row], w: &mut impl Write) -> io::Result<()> {
     w.write_all(&buf)
 }
 
-/// The whole TSV summary of `agg`, written a service at a time: the same
-/// bytes as `write_tsv(&rows(agg), w)` without holding every row.
-pub fn write_summary_tsv(agg: &Aggregator, w: &mut impl Write) -> io::Result<()> {
-    let ports = PortsByBackend::new(agg);
-    let mut buf = Vec::with_capacity(1 << 16);
+/// Summaries are written out each time their buffer holds this much, so
+/// that one of any size is never held in memory whole.
+pub const CHUNK: usize = 64 * 1024;
+
+/// Walks the summary's rows in order, a (client, name) at a time: `each`
+/// gets one service's rows, sorted by backend and port. `services` come
+/// from [`sorted_services`]; visited in that order, they lie in no order
+/// of memory, so they and their first backends are loaded a few ahead.
+/// Stops at `each`'s first error.
+pub fn each_service_rows(
+    agg: &Aggregator,
+    ports: &PortsByBackend,
+    services: &[(&Service, Rc<str>)],
+    mut each: impl FnMut(&[Row]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut rows = Vec::new();
-    let services = sorted_services(agg);
     for (i, (service, name)) in services.iter().enumerate() {
-        // Sorted by client and name, services are visited in no order of
-        // memory: load them, and their first backends, a few ahead.
         if let Some((ahead, _)) = services.get(i + 8) {
             crate::table::prefetch(*ahead);
         }
@@ -222,15 +229,28 @@ pub fn write_summary_tsv(agg: &Aggregator, w: &mut impl Write) -> io::Result<()>
             agg.prefetch_first_backend(ahead);
         }
         rows.clear();
-        service_rows(agg, &ports, service, name, &mut rows);
-        for r in &rows {
+        service_rows(agg, ports, service, name, &mut rows);
+        each(&rows)?;
+    }
+    Ok(())
+}
+
+/// The whole TSV summary of `agg`, written a chunk at a time: the same
+/// bytes as `write_tsv(&rows(agg), w)` without holding every row.
+pub fn write_summary_tsv(agg: &Aggregator, w: &mut impl Write) -> io::Result<()> {
+    let ports = PortsByBackend::new(agg);
+    let services = sorted_services(agg);
+    let mut buf = Vec::with_capacity(CHUNK + 4096);
+    each_service_rows(agg, &ports, &services, |rows| {
+        for r in rows {
             push_row(&mut buf, r);
         }
-        if buf.len() >= 1 << 16 {
+        if buf.len() >= CHUNK {
             w.write_all(&buf)?;
             buf.clear();
         }
-    }
+        Ok(())
+    })?;
     w.write_all(&buf)
 }
 

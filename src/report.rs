@@ -418,13 +418,9 @@ fn stats_json(out: &mut String, c: &Counters, t: &Tally) {
     out.push('}');
 }
 
-/// The JSON writers fill a buffer this large before writing it out, so
-/// that a summary of any size is never held in memory whole.
-const CHUNK: usize = 64 * 1024;
-
-/// Writes `buf` to `out` once it holds a chunk.
+/// Writes `buf` to `out` once it holds a chunk ([`output::CHUNK`]).
 fn spill(buf: &mut String, out: &mut impl io::Write) -> io::Result<()> {
-    if buf.len() >= CHUNK {
+    if buf.len() >= output::CHUNK {
         out.write_all(buf.as_bytes())?;
         buf.clear();
     }
@@ -437,20 +433,17 @@ fn spill(buf: &mut String, out: &mut impl io::Write) -> io::Result<()> {
 pub fn write_json(agg: &Aggregator, out: &mut impl io::Write) -> io::Result<()> {
     let ports = output::PortsByBackend::new(agg);
     let sorted = output::sorted_services(agg);
-    let mut buf = String::with_capacity(CHUNK + 4096);
+    let mut buf = String::with_capacity(output::CHUNK + 4096);
     buf.push_str("{\"rows\":[");
-    let mut rows = Vec::new();
     let mut first = true;
-    for (s, name) in &sorted {
-        rows.clear();
-        output::service_rows(agg, &ports, s, name, &mut rows);
-        for r in &rows {
+    output::each_service_rows(agg, &ports, &sorted, |rows| {
+        for r in rows {
             buf.push_str(if first { "\n" } else { ",\n" });
             first = false;
             row_json(&mut buf, r);
         }
-        spill(&mut buf, out)?;
-    }
+        spill(&mut buf, out)
+    })?;
     buf.push_str("\n],\"services\":[");
     for (i, (s, name)) in sorted.iter().enumerate() {
         buf.push_str(if i > 0 { ",\n" } else { "\n" });
@@ -466,17 +459,15 @@ pub fn write_json(agg: &Aggregator, out: &mut impl io::Write) -> io::Result<()> 
 /// `--format jsonl`: one row object a line, written a chunk at a time.
 pub fn write_jsonl(agg: &Aggregator, out: &mut impl io::Write) -> io::Result<()> {
     let ports = output::PortsByBackend::new(agg);
-    let mut buf = String::with_capacity(CHUNK + 4096);
-    let mut rows = Vec::new();
-    for (s, name) in output::sorted_services(agg) {
-        rows.clear();
-        output::service_rows(agg, &ports, s, &name, &mut rows);
-        for r in &rows {
+    let sorted = output::sorted_services(agg);
+    let mut buf = String::with_capacity(output::CHUNK + 4096);
+    output::each_service_rows(agg, &ports, &sorted, |rows| {
+        for r in rows {
             row_json(&mut buf, r);
             buf.push('\n');
         }
-        spill(&mut buf, out)?;
-    }
+        spill(&mut buf, out)
+    })?;
     out.write_all(buf.as_bytes())
 }
 
