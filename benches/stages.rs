@@ -44,6 +44,11 @@ fn dissect_pass(dissector: &Dissector, bytes: &[u8], metas: &[RecordMeta], batch
 /// One timed pass of aggregation, from a new aggregator.
 #[inline(never)]
 fn aggregate_pass(all: bool, batches: &[EventBatch]) -> u64 {
+    black_box(aggregated(all, batches).tally.responses_matched)
+}
+
+/// The tables after `batches`.
+fn aggregated(all: bool, batches: &[EventBatch]) -> Aggregator {
     let mut agg = Aggregator::new(Options {
         all_segments: all,
         ..Default::default()
@@ -51,7 +56,29 @@ fn aggregate_pass(all: bool, batches: &[EventBatch]) -> u64 {
     for batch in batches {
         agg.apply(batch);
     }
-    black_box(agg.tally.responses_matched)
+    agg
+}
+
+/// One timed pass of writing the TSV summary (into nothing); the bytes
+/// it would have written.
+#[inline(never)]
+fn output_pass(agg: &Aggregator) -> u64 {
+    let mut counted = CountingSink(0);
+    connbal::output::write_summary_tsv(agg, &mut counted).expect("a sink takes every byte");
+    counted.0
+}
+
+/// Counts what is written to it.
+struct CountingSink(u64);
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, T) {
@@ -84,15 +111,18 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
     let (t_dissect, ()) = best(runs, || dissect_pass(&dissector, bytes, &metas, &mut batches));
     let events: usize = batches.iter().map(|b| b.events.len()).sum();
     let (t_aggregate, _) = best(runs, || aggregate_pass(all, &batches));
+    let agg = aggregated(all, &batches);
+    let (t_output, written) = best(runs, || output_pass(&agg));
     let per = |t: f64| t * 1e9 / n;
     println!(
-        "{name:<8} {:>11} records {:>11} events | framing {:>6.1} ns/rec | dissection {:>6.1} ns/rec | aggregation {:>6.1} ns/rec | sum {:>6.1} ns/rec",
+        "{name:<8} {:>11} records {:>11} events | framing {:>6.1} ns/rec | dissection {:>6.1} ns/rec | aggregation {:>6.1} ns/rec | sum {:>6.1} ns/rec | output {:>8.2} ms ({written} bytes)",
         metas.len(),
         events,
         per(t_frame),
         per(t_dissect),
         per(t_aggregate),
-        per(t_frame + t_dissect + t_aggregate)
+        per(t_frame + t_dissect + t_aggregate),
+        t_output * 1e3,
     );
 }
 

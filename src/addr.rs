@@ -40,40 +40,62 @@ impl Addr {
     /// Appends the padded form (and `:port`, `?` for `Some(None)`) to `out`;
     /// the same bytes as [`Addr::padded`], without the formatting machinery.
     pub fn write_padded(&self, out: &mut Vec<u8>, port: Option<Option<u16>>) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = Short::default();
+        self.padded_into(&mut text, port);
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    /// [`Addr::write_padded`] into a [`Short`]: built on the stack, written
+    /// out in one copy.
+    pub fn padded_into(&self, text: &mut Short, port: Option<Option<u16>>) {
         match self {
             Addr::V4(o) => {
-                for (i, &b) in o.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b'.');
+                // `ddd.` four times, the last dot dropped.
+                let mut t = [b'.'; 16];
+                for (group, &b) in t.chunks_exact_mut(4).zip(o) {
+                    if let ([d0, d1, d2, _], Some(&[a, b, c])) = (group, DECIMAL3.get(usize::from(b))) {
+                        (*d0, *d1, *d2) = (a, b, c);
                     }
-                    out.extend_from_slice(&[b'0' + b / 100, b'0' + (b / 10) % 10, b'0' + b % 10]);
                 }
+                text.push(t.get(..15).unwrap_or_default());
             }
             Addr::V6(o) => {
                 if port.is_some() {
-                    out.push(b'[');
+                    text.push(b"[");
                 }
-                for (i, &b) in o.iter().enumerate() {
-                    if i > 0 && i % 2 == 0 {
-                        out.push(b':');
+                // `xxxx:` eight times, the last colon dropped.
+                let mut t = [b':'; 40];
+                for (group, pair) in t.chunks_exact_mut(5).zip(o.chunks_exact(2)) {
+                    if let ([h0, h1, h2, h3, _], &[a, b]) = (group, pair)
+                        && let (Some(&[x0, x1]), Some(&[x2, x3])) =
+                            (HEX2.get(usize::from(a)), HEX2.get(usize::from(b)))
+                    {
+                        (*h0, *h1, *h2, *h3) = (x0, x1, x2, x3);
                     }
-                    let hi = HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0');
-                    let lo = HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0');
-                    out.extend_from_slice(&[hi, lo]);
                 }
+                text.push(t.get(..39).unwrap_or_default());
                 if port.is_some() {
-                    out.push(b']');
+                    text.push(b"]");
                 }
             }
         }
         match port {
             None => {}
-            Some(None) => out.extend_from_slice(b":?"),
+            Some(None) => text.push(b":?"),
             Some(Some(p)) => {
-                out.push(b':');
-                push_decimal(out, u64::from(p));
+                text.push(b":");
+                text.push_decimal(u64::from(p));
             }
+        }
+    }
+
+    /// A key that orders as addresses do (every IPv4 address before every
+    /// IPv6 one, each family in numeric order), compared as integers.
+    #[inline]
+    pub fn order_key(&self) -> (bool, u128) {
+        match self {
+            Addr::V4(o) => (false, u128::from(u32::from_be_bytes(*o))),
+            Addr::V6(o) => (true, u128::from_be_bytes(*o)),
         }
     }
 
@@ -87,20 +109,93 @@ impl Addr {
 }
 
 /// Appends `n` in decimal.
-pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
+pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut text = Short::default();
+    text.push_decimal(n);
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Every byte in three decimal digits (`007`). (Built at compile time:
+/// an index out of range would fail the build, not a run.)
+#[allow(clippy::indexing_slicing)]
+static DECIMAL3: [[u8; 3]; 256] = {
+    let mut t = [[0u8; 3]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [
+            b'0' + (i / 100) as u8,
+            b'0' + (i / 10 % 10) as u8,
+            b'0' + (i % 10) as u8,
+        ];
+        i += 1;
+    }
+    t
+};
+
+/// Every byte in two lower-case hex digits (built at compile time).
+#[allow(clippy::indexing_slicing)]
+static HEX2: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+/// A short text built on the stack: room for an address with its port
+/// (at most 47 bytes) and two 64-bit numbers (20 digits each) with their
+/// separators, one output line but its name.
+pub struct Short {
+    bytes: [u8; SHORT_LEN],
+    len: usize,
+}
+
+const SHORT_LEN: usize = 96;
+
+impl Default for Short {
+    fn default() -> Self {
+        Short {
+            bytes: [0; SHORT_LEN],
+            len: 0,
         }
     }
-    out.extend_from_slice(digits.get(i..).unwrap_or(&[]));
+}
+
+impl Short {
+    /// Appends `b`. Callers write at most [`SHORT_LEN`] bytes in all (see
+    /// the type); past that, bytes would be dropped, and debug builds stop.
+    #[inline]
+    pub fn push(&mut self, b: &[u8]) {
+        debug_assert!(self.len + b.len() <= SHORT_LEN, "Short overflows");
+        if let Some(to) = self.bytes.get_mut(self.len..self.len + b.len()) {
+            to.copy_from_slice(b);
+            self.len += b.len();
+        }
+    }
+
+    /// Appends `n` in decimal.
+    pub fn push_decimal(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            if let Some(d) = digits.get_mut(i) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        self.push(digits.get(i..).unwrap_or(&[]));
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
 }
 
 pub struct Padded<'a> {
@@ -204,5 +299,44 @@ mod tests {
                 Addr::V6([0; 16])
             ]
         );
+    }
+
+    #[test]
+    fn order_key_orders_as_addresses_do() {
+        let addrs = [
+            Addr::V4([0, 0, 0, 0]),
+            Addr::V4([10, 0, 0, 1]),
+            Addr::V4([10, 0, 1, 0]),
+            Addr::V4([255, 255, 255, 255]),
+            Addr::V6([0; 16]),
+            Addr::V6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255]),
+            Addr::V6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Addr::V6([0xff; 16]),
+        ];
+        for a in &addrs {
+            for b in &addrs {
+                assert_eq!(a.cmp(b), a.order_key().cmp(&b.order_key()), "{a:?} against {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_text_holds_the_longest_line_part() {
+        let mut t = Short::default();
+        Addr::V6([0xff; 16]).padded_into(&mut t, Some(Some(65535)));
+        t.push(b"\t");
+        t.push_decimal(u64::MAX);
+        t.push(b"\t");
+        t.push_decimal(u64::MAX);
+        t.push(b"\t");
+        let want = format!(
+            "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535\t{}\t{}\t",
+            u64::MAX,
+            u64::MAX
+        );
+        assert_eq!(t.as_bytes(), want.as_bytes());
+        let mut v = Vec::new();
+        Addr::V4([1, 20, 255, 0]).write_padded(&mut v, Some(None));
+        assert_eq!(v, b"001.020.255.000:?");
     }
 }

@@ -967,6 +967,16 @@ impl Aggregator {
             .unwrap_or(Addr::V4([0; 4]))
     }
 
+    /// Every client's address, by client slot.
+    pub fn client_addrs(&self) -> &[Addr] {
+        &self.client_addrs
+    }
+
+    /// The slot of a service's client (an index of [`Aggregator::client_addrs`]).
+    pub fn client_slot_of(&self, service: &Service) -> u32 {
+        service.client_slot
+    }
+
     /// The client of a service.
     pub fn client_of(&self, service: &Service) -> Addr {
         self.client_addrs
@@ -975,10 +985,18 @@ impl Aggregator {
             .unwrap_or(Addr::V4([0; 4]))
     }
 
-    /// Starts loading a service's first backend (output walks many).
-    pub fn prefetch_first_backend(&self, service: &Service) {
-        if let Some(b) = self.backends.get(service.first_backend as usize) {
+    /// A service's first backend, [`NONE`] if it has none.
+    pub fn first_backend(&self, service: &Service) -> u32 {
+        service.first_backend
+    }
+
+    /// Starts loading a backend and its address (output walks many).
+    pub fn prefetch_backend(&self, id: u32) {
+        if let Some(b) = self.backends.get(id as usize) {
             prefetch(b);
+        }
+        if let Some(a) = self.backend_addrs.get(id as usize) {
+            prefetch(a);
         }
     }
 

@@ -753,18 +753,16 @@ pub fn generate<W: Write>(work: &Workload, w: W) -> io::Result<Generated> {
     }
     rows.sort_by(|a, b| (a.0, a.1.as_bytes(), a.2, a.3).cmp(&(b.0, b.1.as_bytes(), b.2, b.3)));
     let mut truth = Vec::new();
-    let as_rows: Vec<Row> = rows
-        .iter()
-        .map(|r| Row {
+    for r in &rows {
+        let row = Row {
             client: r.0,
             backend: r.2,
             port: r.3,
             conns: r.4,
             dns: r.5,
-            name: r.1.as_str().into(),
-        })
-        .collect();
-    crate::output::write_tsv(&as_rows, &mut truth)?;
+        };
+        crate::output::push_row(&mut truth, &row, &r.1);
+    }
     Ok(Generated {
         records: em.out.records,
         bytes: em.out.bytes,

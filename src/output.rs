@@ -2,15 +2,16 @@
 //! original tool.
 
 use std::io::{self, Write};
-use std::rc::Rc;
+use std::sync::Arc;
 
-use crate::addr::{Addr, push_decimal};
+use crate::addr::{Addr, Short, push_decimal};
 use crate::aggregate::{Aggregator, Backend, Kind, Service};
 use crate::intern::NameId;
 use crate::wire::dns::presentation_string;
 
-/// One (client, backend address, port, name) line of the summary.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One (client, backend address, port) line of the summary, without its
+/// name (which is its service's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Row {
     pub client: Addr,
     pub backend: Addr,
@@ -18,8 +19,6 @@ pub struct Row {
     pub port: Option<u16>,
     pub conns: u64,
     pub dns: u64,
-    /// The name in report form.
-    pub name: Rc<str>,
 }
 
 /// Connection counts grouped by backend: one counting sort of the
@@ -65,6 +64,21 @@ impl PortsByBackend {
         ports
     }
 
+    /// Starts loading where a backend's counts are listed.
+    fn prefetch_start(&self, backend: u32) {
+        if let Some(s) = self.start.get(backend as usize) {
+            crate::table::prefetch(s);
+        }
+    }
+
+    /// Starts loading a backend's counts (where they are listed must have
+    /// arrived: see [`PortsByBackend::prefetch_start`]).
+    fn prefetch_counts(&self, backend: u32) {
+        if let Some(e) = self.entries.get(self.range(backend)) {
+            crate::table::prefetch_slice(e, 64);
+        }
+    }
+
     fn range(&self, backend: u32) -> std::ops::Range<usize> {
         let at = |i: usize| self.start.get(i).copied().unwrap_or(0) as usize;
         at(backend as usize)..at(backend as usize + 1)
@@ -93,74 +107,98 @@ pub fn service_conns(agg: &Aggregator, ports: &PortsByBackend, service: &Service
     })
 }
 
-/// Every reported row, sorted by client, name, backend, port (SPEC §6).
-pub fn rows(agg: &Aggregator) -> Vec<Row> {
-    let ports = PortsByBackend::new(agg);
-    let mut out = Vec::with_capacity(agg.backends.len());
-    for (service, name) in sorted_services(agg) {
-        service_rows(agg, &ports, service, &name, &mut out);
-    }
-    out
-}
-
 /// The reported services with their names in report form, sorted by
 /// client, then name (bytes). Each distinct name is rendered once, and
 /// services are sorted by the rank of their name: no string is compared
 /// per service.
-pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Rc<str>)> {
+pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
     let reported: Vec<&Service> = agg.services.iter().filter(|s| agg.reported(s)).collect();
     let mut ids: Vec<NameId> = reported.iter().map(|s| s.name).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut names: Vec<(Rc<str>, NameId)> = ids
+    let mut names: Vec<(Arc<str>, NameId)> = ids
         .into_iter()
         .map(|id| (presentation_string(agg.names.name(id)).into(), id))
         .collect();
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     // By name id: (rank, name); ids are dense from 0.
-    let mut by_id: Vec<Option<(u32, Rc<str>)>> = vec![None; agg.names.len()];
+    let mut by_id: Vec<Option<(u32, Arc<str>)>> = vec![None; agg.names.len()];
     for (rank, (name, id)) in names.into_iter().enumerate() {
         if let Some(slot) = by_id.get_mut(id.0 as usize) {
             *slot = Some((rank as u32, name));
         }
     }
-    let mut keyed: Vec<(Addr, u32, &Service)> = reported
+    // Clients are few: they are put in order once, and each service gets
+    // one integer key, (its client's place, its name's rank).
+    let clients = agg.client_addrs();
+    let mut by_addr: Vec<u32> = (0..clients.len() as u32).collect();
+    by_addr.sort_unstable_by_key(|&slot| clients.get(slot as usize).map(Addr::order_key));
+    let mut place = vec![0u32; clients.len()];
+    for (i, &slot) in by_addr.iter().enumerate() {
+        if let Some(p) = place.get_mut(slot as usize) {
+            *p = i as u32;
+        }
+    }
+    let mut keyed: Vec<(u64, &Service)> = reported
         .into_iter()
         .filter_map(|s| {
             let (rank, _) = by_id.get(s.name.0 as usize)?.as_ref()?;
-            Some((agg.client_of(s), *rank, s))
+            let client = place.get(agg.client_slot_of(s) as usize)?;
+            Some(((u64::from(*client) << 32) | u64::from(*rank), s))
         })
         .collect();
-    keyed.sort_unstable_by_key(|&(client, rank, _)| (client, rank));
+    keyed.sort_unstable_by_key(|&(key, _)| key);
     keyed
         .into_iter()
-        .filter_map(|(_, _, s)| {
+        .filter_map(|(_, s)| {
             let (_, name) = by_id.get(s.name.0 as usize)?.as_ref()?;
-            Some((s, Rc::clone(name)))
+            Some((s, Arc::clone(name)))
         })
         .collect()
+}
+
+/// The summary's reported services in order, and the connection counts
+/// their rows need: the two are made at the same time, on two threads
+/// where there are two CPUs.
+pub fn summary_parts(agg: &Aggregator) -> (PortsByBackend, Vec<(&Service, Arc<str>)>) {
+    if !parallel() {
+        return (PortsByBackend::new(agg), sorted_services(agg));
+    }
+    std::thread::scope(|scope| {
+        let ports = scope.spawn(|| PortsByBackend::new(agg));
+        let services = sorted_services(agg);
+        // (A panic on the helper is a bug; it is raised here.)
+        let ports = ports.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (ports, services)
+    })
 }
 
 /// Appends the rows of one (client, name) (SPEC §5, "Ports shown"), sorted
 /// by backend, then port: addresses numerically with IPv4 first, `?`
 /// before any port.
-pub fn service_rows(
+pub fn service_rows(agg: &Aggregator, ports: &PortsByBackend, service: &Service, out: &mut Vec<Row>) {
+    service_rows_with(agg, ports, service, out, &mut Vec::new());
+}
+
+/// [`service_rows`] with a scratch list of ports (kept between calls, so
+/// that a walk over many services allocates nothing per service).
+fn service_rows_with(
     agg: &Aggregator,
     ports: &PortsByBackend,
     service: &Service,
-    name: &Rc<str>,
     out: &mut Vec<Row>,
+    wanted: &mut Vec<u16>,
 ) {
+    let client = agg.client_of(service);
     let row = |id: u32, b: &Backend, port: Option<u16>, conns: u64| Row {
-        client: agg.client_of(service),
+        client,
         backend: agg.backend_addr(id),
         port,
         conns,
         dns: u64::from(b.dns),
-        name: Rc::clone(name),
     };
     let start = out.len();
-    let mut wanted: Vec<u16> = Vec::new();
+    wanted.clear();
     match service.kind {
         Kind::Srv => {
             for (id, b) in agg.backends_of(service) {
@@ -188,73 +226,248 @@ pub fn service_rows(
         }
     }
     if let Some(mine) = out.get_mut(start..) {
-        mine.sort_unstable_by_key(|r| (r.backend, r.port));
+        mine.sort_unstable_by_key(|r| (r.backend.order_key(), r.port));
     }
-}
-
-/// `source ip <TAB> destination ip:port <TAB> #conns <TAB> #dns <TAB> name`
-pub fn write_tsv(rows: &[Row], w: &mut impl Write) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(CHUNK + 4096);
-    for r in rows {
-        push_row(&mut buf, r);
-        if buf.len() >= CHUNK {
-            w.write_all(&buf)?;
-            buf.clear();
-        }
-    }
-    w.write_all(&buf)
 }
 
 /// Summaries are written out each time their buffer holds this much, so
 /// that one of any size is never held in memory whole.
 pub const CHUNK: usize = 64 * 1024;
 
-/// Walks the summary's rows in order, a (client, name) at a time: `each`
-/// gets one service's rows, sorted by backend and port. `services` come
-/// from [`sorted_services`]; visited in that order, they lie in no order
-/// of memory, so they and their first backends are loaded a few ahead.
-/// Stops at `each`'s first error.
-pub fn each_service_rows(
-    agg: &Aggregator,
-    ports: &PortsByBackend,
-    services: &[(&Service, Rc<str>)],
-    mut each: impl FnMut(&[Row]) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut rows = Vec::new();
-    for (i, (service, name)) in services.iter().enumerate() {
-        if let Some((ahead, _)) = services.get(i + 8) {
-            crate::table::prefetch(*ahead);
-        }
-        if let Some((ahead, _)) = services.get(i + 4) {
-            agg.prefetch_first_backend(ahead);
-        }
-        rows.clear();
-        service_rows(agg, ports, service, name, &mut rows);
-        each(&rows)?;
-    }
-    Ok(())
+/// Whether the summary may be made on two threads.
+fn parallel() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
 }
 
-/// The whole TSV summary of `agg`, written a chunk at a time: the same
-/// bytes as `write_tsv(&rows(agg), w)` without holding every row.
-pub fn write_summary_tsv(agg: &Aggregator, w: &mut impl Write) -> io::Result<()> {
-    let ports = PortsByBackend::new(agg);
-    let services = sorted_services(agg);
-    let mut buf = Vec::with_capacity(CHUNK + 4096);
-    each_service_rows(agg, &ports, &services, |rows| {
-        for r in rows {
-            push_row(&mut buf, r);
+/// A block of the summary ends once its services have this many backends
+/// (about as many rows): big enough that handing a block over costs
+/// little, small enough that a few blocks in flight take little memory.
+pub const BLOCK_BACKENDS: usize = 1024;
+
+/// Where each block of `services` starts: a block ends once its services
+/// have `block_backends` backends between them.
+fn block_starts(services: &[(&Service, Arc<str>)], block_backends: usize) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut backends = 0;
+    for (i, (s, _)) in services.iter().enumerate() {
+        backends += (s.backend_count as usize).max(1);
+        if backends >= block_backends && i + 1 < services.len() {
+            starts.push(i + 1);
+            backends = 0;
         }
-        if buf.len() >= CHUNK {
-            w.write_all(&buf)?;
-            buf.clear();
+    }
+    starts
+}
+
+/// What a block of the summary is written into.
+pub trait Buf: Default + Send {
+    fn bytes(&self) -> &[u8];
+    fn reset(&mut self);
+}
+
+impl Buf for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn reset(&mut self) {
+        self.clear();
+    }
+}
+
+impl Buf for String {
+    fn bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+    fn reset(&mut self) {
+        self.clear();
+    }
+}
+
+/// Writes the summary of `services` a block at a time: `format` writes a
+/// block (the index of its first service, its services) into a buffer,
+/// and `sink` gets the buffers in order. With two CPUs and more than one
+/// block, every other block is formatted on a helper thread while this
+/// one formats and writes its own; at most three blocks wait, so memory
+/// stays bounded whatever the summary's size. Stops at `sink`'s first
+/// error.
+pub fn write_blocks<'s, B: Buf>(
+    services: &[(&'s Service, Arc<str>)],
+    block_backends: usize,
+    format: impl Fn(usize, &[(&'s Service, Arc<str>)], &mut B) + Sync,
+    mut sink: impl FnMut(&B) -> io::Result<()>,
+) -> io::Result<()> {
+    let starts = block_starts(services, block_backends);
+    let block = |k: usize| {
+        let from = starts.get(k).copied().unwrap_or(services.len());
+        let to = starts.get(k + 1).copied().unwrap_or(services.len());
+        (from, services.get(from..to).unwrap_or(&[]))
+    };
+    let mut own = B::default();
+    if starts.len() < 2 || !parallel() {
+        for k in 0..starts.len() {
+            let (from, part) = block(k);
+            own.reset();
+            format(from, part, &mut own);
+            sink(&own)?;
+        }
+        return Ok(());
+    }
+    // The helper formats the odd blocks and hands them over in order;
+    // their buffers come back to it to be reused.
+    let blocks = starts.len();
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<B>(2);
+    let (spare_tx, spare_rx) = crossbeam_channel::unbounded::<B>();
+    std::thread::scope(|scope| {
+        // Owned here, so that it is dropped on an early return and a
+        // helper waiting to hand a block over stops instead of being
+        // waited for.
+        let done_rx = done_rx;
+        let (format, block) = (&format, &block);
+        scope.spawn(move || {
+            for k in (1..blocks).step_by(2) {
+                let mut buf = spare_rx.try_recv().unwrap_or_default();
+                buf.reset();
+                let (from, part) = block(k);
+                format(from, part, &mut buf);
+                // The writer stopped (an error): so does the helper.
+                if done_tx.send(buf).is_err() {
+                    return;
+                }
+            }
+        });
+        for k in 0..blocks {
+            if k % 2 == 0 {
+                let (from, part) = block(k);
+                own.reset();
+                format(from, part, &mut own);
+                sink(&own)?;
+            } else {
+                // The helper only stops early when this side has.
+                let Ok(buf) = done_rx.recv() else { break };
+                sink(&buf)?;
+                let _ = spare_tx.send(buf);
+            }
         }
         Ok(())
-    })?;
-    w.write_all(&buf)
+    })
 }
 
-fn push_row(buf: &mut Vec<u8>, r: &Row) {
+/// Calls `each` with every service of `part` and its rows, sorted by
+/// backend and port. Services given in summary order lie in no order of
+/// memory, so they and their first backends are loaded a few ahead.
+pub fn each_service_rows<'s>(
+    agg: &Aggregator,
+    ports: &PortsByBackend,
+    part: &[(&'s Service, Arc<str>)],
+    mut each: impl FnMut(&'s Service, &str, &[Row]),
+) {
+    let mut rows = Vec::new();
+    let mut wanted = Vec::new();
+    for (i, (service, name)) in part.iter().enumerate() {
+        // In three steps, each waiting for the one before to arrive: the
+        // service, then its first backend, its address and where its
+        // connection counts lie, then those counts.
+        if let Some((ahead, _)) = part.get(i + 8) {
+            crate::table::prefetch(*ahead);
+        }
+        if let Some((ahead, _)) = part.get(i + 4) {
+            let first = agg.first_backend(ahead);
+            agg.prefetch_backend(first);
+            ports.prefetch_start(first);
+        }
+        if let Some((ahead, _)) = part.get(i + 2) {
+            ports.prefetch_counts(agg.first_backend(ahead));
+        }
+        rows.clear();
+        service_rows_with(agg, ports, service, &mut rows, &mut wanted);
+        each(service, name, &rows);
+    }
+}
+
+/// Gathers the pieces of a summary into chunks of about [`CHUNK`] bytes
+/// before writing them: few writes, and no summary held whole.
+pub struct Chunked<'w, W: Write> {
+    w: &'w mut W,
+    pending: Vec<u8>,
+}
+
+impl<'w, W: Write> Chunked<'w, W> {
+    pub fn new(w: &'w mut W) -> Self {
+        Chunked {
+            w,
+            pending: Vec::with_capacity(CHUNK + 4096),
+        }
+    }
+
+    pub fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        // A piece of a chunk or more goes straight out.
+        if self.pending.is_empty() && bytes.len() >= CHUNK {
+            return self.w.write_all(bytes);
+        }
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= CHUNK {
+            self.w.write_all(&self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes what is left.
+    pub fn finish(self) -> io::Result<()> {
+        self.w.write_all(&self.pending)
+    }
+}
+
+/// The whole TSV summary of `agg`, written a chunk at a time.
+pub fn write_summary_tsv(agg: &Aggregator, w: &mut impl Write) -> io::Result<()> {
+    write_summary_tsv_blocks(agg, BLOCK_BACKENDS, w)
+}
+
+/// [`write_summary_tsv`] in blocks of `block_backends` (tests make them
+/// small, so that a small summary is written on two threads).
+pub fn write_summary_tsv_blocks(
+    agg: &Aggregator,
+    block_backends: usize,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let (ports, services) = summary_parts(agg);
+    let mut out = Chunked::new(w);
+    let format = |_: usize, part: &[(&Service, Arc<str>)], buf: &mut Vec<u8>| {
+        each_service_rows(agg, &ports, part, |_, name, rows| push_rows(buf, rows, name));
+    };
+    write_blocks(&services, block_backends, format, |buf: &Vec<u8>| out.put(buf))?;
+    out.finish()
+}
+
+/// The TSV lines of one service's rows (which share its client and name):
+/// the client is formatted once.
+pub fn push_rows(buf: &mut Vec<u8>, rows: &[Row], name: &str) {
+    let Some(first) = rows.first() else { return };
+    let mut client = Short::default();
+    first.client.padded_into(&mut client, None);
+    client.push(b"\t");
+    for r in rows {
+        if r.client != first.client {
+            push_row(buf, r, name);
+            continue;
+        }
+        let mut line = Short::default();
+        r.backend.padded_into(&mut line, Some(r.port));
+        line.push(b"\t");
+        line.push_decimal(r.conns);
+        line.push(b"\t");
+        line.push_decimal(r.dns);
+        line.push(b"\t");
+        buf.extend_from_slice(client.as_bytes());
+        buf.extend_from_slice(line.as_bytes());
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(b'\n');
+    }
+}
+
+/// One TSV line: `source ip <TAB> destination ip:port <TAB> #conns <TAB>
+/// #dns <TAB> name`.
+pub fn push_row(buf: &mut Vec<u8>, r: &Row, name: &str) {
     r.client.write_padded(buf, None);
     buf.push(b'\t');
     r.backend.write_padded(buf, Some(r.port));
@@ -263,6 +476,6 @@ fn push_row(buf: &mut Vec<u8>, r: &Row) {
     buf.push(b'\t');
     push_decimal(buf, r.dns);
     buf.push(b'\t');
-    buf.extend_from_slice(r.name.as_bytes());
+    buf.extend_from_slice(name.as_bytes());
     buf.push(b'\n');
 }

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::io;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::addr::Addr;
 use crate::aggregate::{Aggregator, Kind, Service};
@@ -39,7 +39,7 @@ pub struct Balance {
 #[derive(Clone, Debug)]
 pub struct ServiceReport {
     pub client: Addr,
-    pub name: Rc<str>,
+    pub name: Arc<str>,
     pub kind: Kind,
     pub lookups: u32,
     pub ttl_min: Option<u32>,
@@ -58,8 +58,8 @@ impl ServiceReport {
 
 /// Every reported (client, name), sorted like the rows.
 pub fn services(agg: &Aggregator) -> Vec<ServiceReport> {
-    let ports = output::PortsByBackend::new(agg);
-    output::sorted_services(agg)
+    let (ports, services) = output::summary_parts(agg);
+    services
         .into_iter()
         .map(|(s, name)| service_report(agg, &ports, s, name))
         .collect()
@@ -70,10 +70,10 @@ fn service_report(
     agg: &Aggregator,
     ports: &output::PortsByBackend,
     s: &Service,
-    name: Rc<str>,
+    name: Arc<str>,
 ) -> ServiceReport {
     let mut rows = Vec::new();
-    output::service_rows(agg, ports, s, &name, &mut rows);
+    output::service_rows(agg, ports, s, &mut rows);
     let balance = balance_of(agg, s, &rows);
     let (conns, stale_conns) = output::service_conns(agg, ports, s);
     ServiceReport {
@@ -316,7 +316,7 @@ fn json_opt_u64(out: &mut String, v: Option<u64>) {
 }
 
 /// One row as a JSON object (canonical address forms, `port` null for `?`).
-pub fn row_json(out: &mut String, r: &Row) {
+pub fn row_json(out: &mut String, r: &Row, name: &str) {
     out.push_str("{\"client\":");
     json_str(out, &r.client.canonical());
     out.push_str(",\"backend\":");
@@ -324,7 +324,7 @@ pub fn row_json(out: &mut String, r: &Row) {
     out.push_str(",\"port\":");
     json_opt_u64(out, r.port.map(u64::from));
     let _ = write!(out, ",\"conns\":{},\"dns\":{},\"name\":", r.conns, r.dns);
-    json_str(out, &r.name);
+    json_str(out, name);
     out.push('}');
 }
 
@@ -418,57 +418,84 @@ fn stats_json(out: &mut String, c: &Counters, t: &Tally) {
     out.push('}');
 }
 
-/// Writes `buf` to `out` once it holds a chunk ([`output::CHUNK`]).
-fn spill(buf: &mut String, out: &mut impl io::Write) -> io::Result<()> {
-    if buf.len() >= output::CHUNK {
-        out.write_all(buf.as_bytes())?;
-        buf.clear();
-    }
-    Ok(())
-}
-
 /// `--format json`: one document, written a chunk at a time. Rows come
 /// first and the services' figures after them, so each service's rows
 /// are made twice rather than all of them kept.
 pub fn write_json(agg: &Aggregator, out: &mut impl io::Write) -> io::Result<()> {
-    let ports = output::PortsByBackend::new(agg);
-    let sorted = output::sorted_services(agg);
-    let mut buf = String::with_capacity(output::CHUNK + 4096);
-    buf.push_str("{\"rows\":[");
+    write_json_blocks(agg, output::BLOCK_BACKENDS, out)
+}
+
+/// [`write_json`] in blocks of `block_backends` (see
+/// [`output::write_blocks`]).
+pub fn write_json_blocks(
+    agg: &Aggregator,
+    block_backends: usize,
+    out: &mut impl io::Write,
+) -> io::Result<()> {
+    let (ports, sorted) = output::summary_parts(agg);
+    let mut out = output::Chunked::new(out);
+    out.put(b"{\"rows\":[")?;
+    let rows = |_: usize, part: &[(&Service, Arc<str>)], buf: &mut String| {
+        output::each_service_rows(agg, &ports, part, |_, name, rows| {
+            for r in rows {
+                buf.push_str(",\n");
+                row_json(buf, r, name);
+            }
+        });
+    };
     let mut first = true;
-    output::each_service_rows(agg, &ports, &sorted, |rows| {
-        for r in rows {
-            buf.push_str(if first { "\n" } else { ",\n" });
+    output::write_blocks(&sorted, block_backends, rows, |buf: &String| {
+        // Every row came with a separator before it; the first row's
+        // is only the line break.
+        let bytes = buf.as_bytes();
+        if first && !bytes.is_empty() {
             first = false;
-            row_json(&mut buf, r);
+            return out.put(bytes.get(1..).unwrap_or_default());
         }
-        spill(&mut buf, out)
+        out.put(bytes)
     })?;
-    buf.push_str("\n],\"services\":[");
-    for (i, (s, name)) in sorted.iter().enumerate() {
-        buf.push_str(if i > 0 { ",\n" } else { "\n" });
-        service_json(&mut buf, &service_report(agg, &ports, s, Rc::clone(name)));
-        spill(&mut buf, out)?;
-    }
-    buf.push_str("\n],\"stats\":");
-    stats_json(&mut buf, &agg.counters, &agg.tally);
-    buf.push_str("}\n");
-    out.write_all(buf.as_bytes())
+    out.put(b"\n],\"services\":[")?;
+    let services = |from: usize, part: &[(&Service, Arc<str>)], buf: &mut String| {
+        for (j, (s, name)) in part.iter().enumerate() {
+            buf.push_str(if from + j > 0 { ",\n" } else { "\n" });
+            service_json(buf, &service_report(agg, &ports, s, Arc::clone(name)));
+        }
+    };
+    output::write_blocks(&sorted, block_backends, services, |buf: &String| {
+        out.put(buf.as_bytes())
+    })?;
+    let mut tail = String::from("\n],\"stats\":");
+    stats_json(&mut tail, &agg.counters, &agg.tally);
+    tail.push_str("}\n");
+    out.put(tail.as_bytes())?;
+    out.finish()
 }
 
 /// `--format jsonl`: one row object a line, written a chunk at a time.
 pub fn write_jsonl(agg: &Aggregator, out: &mut impl io::Write) -> io::Result<()> {
-    let ports = output::PortsByBackend::new(agg);
-    let sorted = output::sorted_services(agg);
-    let mut buf = String::with_capacity(output::CHUNK + 4096);
-    output::each_service_rows(agg, &ports, &sorted, |rows| {
-        for r in rows {
-            row_json(&mut buf, r);
-            buf.push('\n');
-        }
-        spill(&mut buf, out)
+    write_jsonl_blocks(agg, output::BLOCK_BACKENDS, out)
+}
+
+/// [`write_jsonl`] in blocks of `block_backends`.
+pub fn write_jsonl_blocks(
+    agg: &Aggregator,
+    block_backends: usize,
+    out: &mut impl io::Write,
+) -> io::Result<()> {
+    let (ports, sorted) = output::summary_parts(agg);
+    let mut out = output::Chunked::new(out);
+    let rows = |_: usize, part: &[(&Service, Arc<str>)], buf: &mut String| {
+        output::each_service_rows(agg, &ports, part, |_, name, rows| {
+            for r in rows {
+                row_json(buf, r, name);
+                buf.push('\n');
+            }
+        });
+    };
+    output::write_blocks(&sorted, block_backends, rows, |buf: &String| {
+        out.put(buf.as_bytes())
     })?;
-    out.write_all(buf.as_bytes())
+    out.finish()
 }
 
 /// The summary in the chosen form, written to `out` (TSV and JSON a piece

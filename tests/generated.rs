@@ -73,3 +73,82 @@ fn wide_workload_many_clients_few_connections_each() {
         ..Default::default()
     });
 }
+
+/// The summary is written a block of services at a time, every other block
+/// formatted on a helper thread: however small the blocks, the bytes are
+/// those of one block written alone, and a failing writer stops it.
+#[test]
+fn summaries_written_in_blocks_on_two_threads_are_the_same_bytes() {
+    use connbal::{output, report};
+    let work = Workload {
+        connections: 4000,
+        clients: 60,
+        services: 12,
+        seed: 5,
+        ..Default::default()
+    };
+    let mut capture = Vec::new();
+    let generated = generate(&work, &mut capture).expect("generate");
+    let config = Config {
+        threads: 2,
+        interval: None,
+        aggregate: aggregate::Options::default(),
+    };
+    let (rows, outcome) = summarize(&capture, &config).expect("a capture");
+    assert!(rows == generated.truth, "rows differ from the ground truth");
+    let agg = &outcome.aggregator;
+    let whole = |write: &dyn Fn(usize, &mut Vec<u8>) -> std::io::Result<()>| {
+        let mut out = Vec::new();
+        write(usize::MAX, &mut out).expect("into memory");
+        out
+    };
+    let tsv = whole(&|b, out| output::write_summary_tsv_blocks(agg, b, out));
+    let json = whole(&|b, out| report::write_json_blocks(agg, b, out));
+    let jsonl = whole(&|b, out| report::write_jsonl_blocks(agg, b, out));
+    assert_eq!(String::from_utf8_lossy(&tsv), generated.truth);
+    for block_backends in [1, 2, 7, 100] {
+        let mut out = Vec::new();
+        output::write_summary_tsv_blocks(agg, block_backends, &mut out).expect("into memory");
+        assert!(out == tsv, "TSV in blocks of {block_backends} backends");
+        out.clear();
+        report::write_json_blocks(agg, block_backends, &mut out).expect("into memory");
+        assert!(out == json, "JSON in blocks of {block_backends} backends");
+        out.clear();
+        report::write_jsonl_blocks(agg, block_backends, &mut out).expect("into memory");
+        assert!(out == jsonl, "JSONL in blocks of {block_backends} backends");
+    }
+
+    // The blocks reach the writer once each, in order; a writer that
+    // fails stops the walk (the helper thread does not hang on to it).
+    let services = output::sorted_services(agg);
+    assert!(services.len() > 100, "{} services", services.len());
+    let mut firsts = Vec::new();
+    let format = |from: usize, part: &[(&aggregate::Service, std::sync::Arc<str>)], buf: &mut Vec<u8>| {
+        buf.extend_from_slice(&(from as u64).to_le_bytes());
+        buf.extend_from_slice(&(part.len() as u64).to_le_bytes());
+    };
+    output::write_blocks(&services, 3, format, |buf: &Vec<u8>| {
+        let word = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes")) as usize;
+        firsts.push((word(0), word(8)));
+        Ok(())
+    })
+    .expect("no error");
+    assert!(firsts.len() > 10, "{} blocks", firsts.len());
+    let mut next = 0;
+    for &(from, len) in &firsts {
+        assert_eq!(from, next, "blocks in order, none left out");
+        assert!(len > 0);
+        next = from + len;
+    }
+    assert_eq!(next, services.len());
+    let mut calls = 0;
+    let stopped = output::write_blocks(&services, 3, format, |_: &Vec<u8>| {
+        calls += 1;
+        if calls == 4 {
+            return Err(std::io::Error::other("closed"));
+        }
+        Ok(())
+    });
+    assert_eq!(stopped.map_err(|e| e.to_string()), Err("closed".to_string()));
+    assert_eq!(calls, 4);
+}
