@@ -523,15 +523,28 @@ impl<V: Copy + Default> FpTable<V> {
         Some(removed)
     }
 
-    /// Keeps only the entries for which `keep` holds (rebuilds the table).
+    /// Keeps only the entries for which `keep` holds, in place: `keep`
+    /// sees each entry once. (Rebuilding the table instead held two of
+    /// them at once: 16 MiB more at the peak for a full `-a` table.)
     pub fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
-        let capacity = self.slots.len();
-        let old = std::mem::replace(&mut self.slots, huge_vec(capacity, Slot::default()));
-        self.len = 0;
-        for mut slot in old.into_iter().filter(|s| s.hash != 0) {
-            if keep(&mut slot.value) {
-                self.insert_new(slot.hash, slot.value);
+        // The scan starts just after an empty slot, which no run of entries
+        // crosses: a removal only shifts entries of its own run, which lie
+        // ahead of the scan, back towards it, so none is seen twice or
+        // missed. (Never full: the load stays under 5/8.)
+        let Some(empty) = self.slots.iter().position(|s| s.hash == 0) else {
+            return;
+        };
+        let mut i = (empty + 1) & self.mask;
+        let mut seen = 0;
+        while seen < self.slots.len() {
+            let Some(slot) = self.slots.get_mut(i) else { break };
+            if slot.hash != 0 && !keep(&mut slot.value) {
+                // What shifts into the hole is looked at next.
+                self.remove_at(i);
+                continue;
             }
+            seen += 1;
+            i = (i + 1) & self.mask;
         }
     }
 
@@ -854,6 +867,35 @@ mod tests {
         assert_eq!(t.iter().count(), t.len());
         t.clear();
         assert!(t.is_empty() && t.get(0, |_| true).is_none());
+    }
+
+    #[test]
+    fn fp_table_retain_sees_each_entry_once_in_wrapped_runs() {
+        // Runs of entries that wrap from the last slot to the first.
+        let mut t: FpTable<u32> = FpTable::default();
+        for k in 0..20u32 {
+            t.insert_new(u64::from(k % 4) | 0x3C | (u64::from(k) << 40), k);
+        }
+        let cap = t.capacity() as u64;
+        for k in 20..40u32 {
+            t.insert_new((cap - 1 - u64::from(k % 3)) | (u64::from(k) << 40), k);
+        }
+        let mut seen = vec![0u32; 40];
+        t.retain(|v| {
+            seen[*v as usize] += 1;
+            *v % 3 != 0
+        });
+        assert_eq!(seen, vec![1; 40], "each entry looked at once");
+        assert_eq!(t.len(), 40 - 14);
+        for k in 0..40u32 {
+            let h = if k < 20 {
+                u64::from(k % 4) | 0x3C | (u64::from(k) << 40)
+            } else {
+                (cap - 1 - u64::from(k % 3)) | (u64::from(k) << 40)
+            };
+            assert_eq!(t.get(h, |&v| v == k).is_some(), k % 3 != 0, "{k}");
+        }
+        assert_eq!(t.iter().count(), t.len());
     }
 
     #[test]
