@@ -436,12 +436,7 @@ pub fn write_json_blocks(
     let mut out = output::Chunked::new(out);
     out.put(b"{\"rows\":[")?;
     let rows = |_: usize, part: &[(&Service, Arc<str>)], buf: &mut String| {
-        output::each_service_rows(agg, &ports, part, |_, name, rows| {
-            for r in rows {
-                buf.push_str(",\n");
-                row_json(buf, r, name);
-            }
-        });
+        rows_json(agg, &ports, part, buf, ",\n", "");
     };
     let mut first = true;
     output::write_blocks(&sorted, block_backends, rows, |buf: &String| {
@@ -471,6 +466,25 @@ pub fn write_json_blocks(
     out.finish()
 }
 
+/// The rows of the services of `part` as JSON objects, each between
+/// `before` and `after`.
+fn rows_json(
+    agg: &Aggregator,
+    ports: &output::PortsByBackend,
+    part: &[(&Service, Arc<str>)],
+    buf: &mut String,
+    before: &str,
+    after: &str,
+) {
+    output::each_service_rows(agg, ports, part, |_, name, rows| {
+        for r in rows {
+            buf.push_str(before);
+            row_json(buf, r, name);
+            buf.push_str(after);
+        }
+    });
+}
+
 /// `--format jsonl`: one row object a line, written a chunk at a time.
 pub fn write_jsonl(agg: &Aggregator, out: &mut impl io::Write) -> io::Result<()> {
     write_jsonl_blocks(agg, output::BLOCK_BACKENDS, out)
@@ -485,12 +499,7 @@ pub fn write_jsonl_blocks(
     let (ports, sorted) = output::summary_parts(agg);
     let mut out = output::Chunked::new(out);
     let rows = |_: usize, part: &[(&Service, Arc<str>)], buf: &mut String| {
-        output::each_service_rows(agg, &ports, part, |_, name, rows| {
-            for r in rows {
-                row_json(buf, r, name);
-                buf.push('\n');
-            }
-        });
+        rows_json(agg, &ports, part, buf, "", "\n");
     };
     output::write_blocks(&sorted, block_backends, rows, |buf: &String| {
         out.put(buf.as_bytes())
