@@ -165,12 +165,21 @@ pub fn summary_parts(agg: &Aggregator) -> (PortsByBackend, Vec<(&Service, Arc<st
         return (PortsByBackend::new(agg), sorted_services(agg));
     }
     std::thread::scope(|scope| {
-        let ports = scope.spawn(|| PortsByBackend::new(agg));
+        let helper = helper().spawn_scoped(scope, || PortsByBackend::new(agg));
         let services = sorted_services(agg);
-        // (A panic on the helper is a bug; it is raised here.)
-        let ports = ports.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let ports = match helper {
+            // (A panic on the helper is a bug; it is raised here.)
+            Ok(h) => h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            // No thread to be had: this one does it.
+            Err(_) => PortsByBackend::new(agg),
+        };
         (ports, services)
     })
+}
+
+/// The summary's helper thread.
+fn helper() -> std::thread::Builder {
+    std::thread::Builder::new().name("connbal-output".into())
 }
 
 /// Appends the rows of one (client, name) (SPEC §5, "Ports shown"), sorted
@@ -303,14 +312,17 @@ pub fn write_blocks<'s, B: Buf>(
         (from, services.get(from..to).unwrap_or(&[]))
     };
     let mut own = B::default();
-    if starts.len() < 2 || !parallel() {
+    let mut alone = |sink: &mut dyn FnMut(&B) -> io::Result<()>| {
         for k in 0..starts.len() {
             let (from, part) = block(k);
             own.reset();
             format(from, part, &mut own);
             sink(&own)?;
         }
-        return Ok(());
+        Ok(())
+    };
+    if starts.len() < 2 || !parallel() {
+        return alone(&mut sink);
     }
     // The helper formats the odd blocks and hands them over in order;
     // their buffers come back to it to be reused.
@@ -323,7 +335,7 @@ pub fn write_blocks<'s, B: Buf>(
         // waited for.
         let done_rx = done_rx;
         let (format, block) = (&format, &block);
-        scope.spawn(move || {
+        let spawned = helper().spawn_scoped(scope, move || {
             for k in (1..blocks).step_by(2) {
                 let mut buf = spare_rx.try_recv().unwrap_or_default();
                 buf.reset();
@@ -335,6 +347,11 @@ pub fn write_blocks<'s, B: Buf>(
                 }
             }
         });
+        if spawned.is_err() {
+            // No thread to be had: this one does it all.
+            return alone(&mut sink);
+        }
+        let mut own = B::default();
         for k in 0..blocks {
             if k % 2 == 0 {
                 let (from, part) = block(k);
