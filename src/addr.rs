@@ -37,16 +37,9 @@ impl Addr {
         }
     }
 
-    /// Appends the padded form (and `:port`, `?` for `Some(None)`) to `out`;
-    /// the same bytes as [`Addr::padded`], without the formatting machinery.
-    pub fn write_padded(&self, out: &mut Vec<u8>, port: Option<Option<u16>>) {
-        let mut text = Short::default();
-        self.padded_into(&mut text, port);
-        out.extend_from_slice(text.as_bytes());
-    }
-
-    /// [`Addr::write_padded`] into a [`Short`]: built on the stack, written
-    /// out in one copy.
+    /// Appends the padded form (and `:port`, `?` for `Some(None)`) to
+    /// `text`: the same bytes as [`Addr::padded`], without the formatting
+    /// machinery, built on the stack and written out in one copy.
     pub fn padded_into(&self, text: &mut Short, port: Option<Option<u16>>) {
         match self {
             Addr::V4(o) => {
@@ -106,13 +99,6 @@ impl Addr {
             Addr::V6(o) => std::net::Ipv6Addr::from(*o).to_string(),
         }
     }
-}
-
-/// Appends `n` in decimal.
-pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut text = Short::default();
-    text.push_decimal(n);
-    out.extend_from_slice(text.as_bytes());
 }
 
 /// Every byte in three decimal digits (`007`). (Built at compile time:
@@ -267,19 +253,19 @@ mod tests {
         o[15] = 0xab;
         for a in [Addr::V4([1, 22, 203, 0]), Addr::V6(o)] {
             for port in [None, Some(None), Some(Some(0)), Some(Some(65535))] {
-                let mut out = Vec::new();
-                a.write_padded(&mut out, port);
+                let mut out = Short::default();
+                a.padded_into(&mut out, port);
                 let want = match port {
                     None => a.padded().to_string(),
                     Some(p) => a.padded_with_port(p).to_string(),
                 };
-                assert_eq!(String::from_utf8(out).unwrap(), want);
+                assert_eq!(String::from_utf8(out.as_bytes().to_vec()).unwrap(), want);
             }
         }
         for n in [0u64, 7, 10, 99, 100, 65535, u64::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+            let mut out = Short::default();
+            out.push_decimal(n);
+            assert_eq!(String::from_utf8(out.as_bytes().to_vec()).unwrap(), n.to_string());
         }
     }
 
@@ -335,8 +321,8 @@ mod tests {
             u64::MAX
         );
         assert_eq!(t.as_bytes(), want.as_bytes());
-        let mut v = Vec::new();
-        Addr::V4([1, 20, 255, 0]).write_padded(&mut v, Some(None));
-        assert_eq!(v, b"001.020.255.000:?");
+        let mut v = Short::default();
+        Addr::V4([1, 20, 255, 0]).padded_into(&mut v, Some(None));
+        assert_eq!(v.as_bytes(), b"001.020.255.000:?");
     }
 }

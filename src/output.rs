@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::addr::{Addr, Short, push_decimal};
+use crate::addr::{Addr, Short};
 use crate::aggregate::{Aggregator, Backend, Kind, Service};
 use crate::intern::NameId;
 use crate::wire::dns::presentation_string;
@@ -299,34 +299,21 @@ impl Buf for String {
 /// one formats and writes its own; at most three blocks wait, so memory
 /// stays bounded whatever the summary's size. Stops at `sink`'s first
 /// error.
-pub fn write_blocks<'s, B: Buf>(
-    services: &[(&'s Service, Arc<str>)],
+pub fn write_blocks<B: Buf>(
+    services: &[(&Service, Arc<str>)],
     block_backends: usize,
-    format: impl Fn(usize, &[(&'s Service, Arc<str>)], &mut B) + Sync,
+    format: impl Fn(usize, &[(&Service, Arc<str>)], &mut B) + Sync,
     mut sink: impl FnMut(&B) -> io::Result<()>,
 ) -> io::Result<()> {
     let starts = block_starts(services, block_backends);
+    let blocks = starts.len();
     let block = |k: usize| {
         let from = starts.get(k).copied().unwrap_or(services.len());
         let to = starts.get(k + 1).copied().unwrap_or(services.len());
         (from, services.get(from..to).unwrap_or(&[]))
     };
-    let mut own = B::default();
-    let mut alone = |sink: &mut dyn FnMut(&B) -> io::Result<()>| {
-        for k in 0..starts.len() {
-            let (from, part) = block(k);
-            own.reset();
-            format(from, part, &mut own);
-            sink(&own)?;
-        }
-        Ok(())
-    };
-    if starts.len() < 2 || !parallel() {
-        return alone(&mut sink);
-    }
     // The helper formats the odd blocks and hands them over in order;
     // their buffers come back to it to be reused.
-    let blocks = starts.len();
     let (done_tx, done_rx) = crossbeam_channel::bounded::<B>(2);
     let (spare_tx, spare_rx) = crossbeam_channel::unbounded::<B>();
     std::thread::scope(|scope| {
@@ -335,48 +322,50 @@ pub fn write_blocks<'s, B: Buf>(
         // waited for.
         let done_rx = done_rx;
         let (format, block) = (&format, &block);
-        let spawned = helper().spawn_scoped(scope, move || {
-            for k in (1..blocks).step_by(2) {
-                let mut buf = spare_rx.try_recv().unwrap_or_default();
-                buf.reset();
-                let (from, part) = block(k);
-                format(from, part, &mut buf);
-                // The writer stopped (an error): so does the helper.
-                if done_tx.send(buf).is_err() {
-                    return;
-                }
-            }
-        });
-        if spawned.is_err() {
-            // No thread to be had: this one does it all.
-            return alone(&mut sink);
-        }
+        // Without a second CPU, a second block or a thread to be had,
+        // this thread does it all.
+        let helped = blocks > 1
+            && parallel()
+            && helper()
+                .spawn_scoped(scope, move || {
+                    for k in (1..blocks).step_by(2) {
+                        let mut buf = spare_rx.try_recv().unwrap_or_default();
+                        buf.reset();
+                        let (from, part) = block(k);
+                        format(from, part, &mut buf);
+                        // The writer stopped (an error): so does the helper.
+                        if done_tx.send(buf).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .is_ok();
         let mut own = B::default();
         for k in 0..blocks {
-            if k % 2 == 0 {
-                let (from, part) = block(k);
-                own.reset();
-                format(from, part, &mut own);
-                sink(&own)?;
-            } else {
+            if helped && k % 2 == 1 {
                 // The helper only stops early when this side has.
                 let Ok(buf) = done_rx.recv() else { break };
                 sink(&buf)?;
                 let _ = spare_tx.send(buf);
+            } else {
+                let (from, part) = block(k);
+                own.reset();
+                format(from, part, &mut own);
+                sink(&own)?;
             }
         }
         Ok(())
     })
 }
 
-/// Calls `each` with every service of `part` and its rows, sorted by
+/// Calls `each` with the name and the rows of every service of `part`, sorted by
 /// backend and port. Services given in summary order lie in no order of
 /// memory, so they and their first backends are loaded a few ahead.
-pub fn each_service_rows<'s>(
+pub fn each_service_rows(
     agg: &Aggregator,
     ports: &PortsByBackend,
-    part: &[(&'s Service, Arc<str>)],
-    mut each: impl FnMut(&'s Service, &str, &[Row]),
+    part: &[(&Service, Arc<str>)],
+    mut each: impl FnMut(&str, &[Row]),
 ) {
     let mut rows = Vec::new();
     let mut wanted = Vec::new();
@@ -397,7 +386,7 @@ pub fn each_service_rows<'s>(
         }
         rows.clear();
         service_rows_with(agg, ports, service, &mut rows, &mut wanted);
-        each(service, name, &rows);
+        each(name, &rows);
     }
 }
 
@@ -450,23 +439,23 @@ pub fn write_summary_tsv_blocks(
     let (ports, services) = summary_parts(agg);
     let mut out = Chunked::new(w);
     let format = |_: usize, part: &[(&Service, Arc<str>)], buf: &mut Vec<u8>| {
-        each_service_rows(agg, &ports, part, |_, name, rows| push_rows(buf, rows, name));
+        each_service_rows(agg, &ports, part, |name, rows| push_rows(buf, rows, name));
     };
     write_blocks(&services, block_backends, format, |buf: &Vec<u8>| out.put(buf))?;
     out.finish()
 }
 
-/// The TSV lines of one service's rows (which share its client and name):
-/// the client is formatted once.
+/// The TSV lines of `rows` (one service's, which share its client and
+/// name): each client is formatted once, where the rows' client changes.
 pub fn push_rows(buf: &mut Vec<u8>, rows: &[Row], name: &str) {
-    let Some(first) = rows.first() else { return };
     let mut client = Short::default();
-    first.client.padded_into(&mut client, None);
-    client.push(b"\t");
+    let mut formatted = None;
     for r in rows {
-        if r.client != first.client {
-            push_row(buf, r, name);
-            continue;
+        if formatted != Some(r.client) {
+            client = Short::default();
+            r.client.padded_into(&mut client, None);
+            client.push(b"\t");
+            formatted = Some(r.client);
         }
         let mut line = Short::default();
         r.backend.padded_into(&mut line, Some(r.port));
@@ -485,14 +474,5 @@ pub fn push_rows(buf: &mut Vec<u8>, rows: &[Row], name: &str) {
 /// One TSV line: `source ip <TAB> destination ip:port <TAB> #conns <TAB>
 /// #dns <TAB> name`.
 pub fn push_row(buf: &mut Vec<u8>, r: &Row, name: &str) {
-    r.client.write_padded(buf, None);
-    buf.push(b'\t');
-    r.backend.write_padded(buf, Some(r.port));
-    buf.push(b'\t');
-    push_decimal(buf, r.conns);
-    buf.push(b'\t');
-    push_decimal(buf, r.dns);
-    buf.push(b'\t');
-    buf.extend_from_slice(name.as_bytes());
-    buf.push(b'\n');
+    push_rows(buf, std::slice::from_ref(r), name);
 }

@@ -435,20 +435,7 @@ pub fn write_json_blocks(
     let (ports, sorted) = output::summary_parts(agg);
     let mut out = output::Chunked::new(out);
     out.put(b"{\"rows\":[")?;
-    let rows = |_: usize, part: &[(&Service, Arc<str>)], buf: &mut String| {
-        rows_json(agg, &ports, part, buf, ",\n", "");
-    };
-    let mut first = true;
-    output::write_blocks(&sorted, block_backends, rows, |buf: &String| {
-        // Every row came with a separator before it; the first row's
-        // is only the line break.
-        let bytes = buf.as_bytes();
-        if first && !bytes.is_empty() {
-            first = false;
-            return out.put(bytes.get(1..).unwrap_or_default());
-        }
-        out.put(bytes)
-    })?;
+    write_rows_json(agg, &ports, &sorted, block_backends, &mut out, ["\n", ",\n", ""])?;
     out.put(b"\n],\"services\":[")?;
     let services = |from: usize, part: &[(&Service, Arc<str>)], buf: &mut String| {
         for (j, (s, name)) in part.iter().enumerate() {
@@ -466,23 +453,37 @@ pub fn write_json_blocks(
     out.finish()
 }
 
-/// The rows of the services of `part` as JSON objects, each between
-/// `before` and `after`.
-fn rows_json(
+/// Writes the rows of `sorted` as JSON objects, each between `before` and
+/// `after`, but the very first after `first` instead of `before`. (Blocks
+/// are formatted apart, so none knows whether a row came before it: the
+/// first row's `before` is swapped for `first` as it is written.)
+fn write_rows_json<W: io::Write>(
     agg: &Aggregator,
     ports: &output::PortsByBackend,
-    part: &[(&Service, Arc<str>)],
-    buf: &mut String,
-    before: &str,
-    after: &str,
-) {
-    output::each_service_rows(agg, ports, part, |_, name, rows| {
-        for r in rows {
-            buf.push_str(before);
-            row_json(buf, r, name);
-            buf.push_str(after);
+    sorted: &[(&Service, Arc<str>)],
+    block_backends: usize,
+    out: &mut output::Chunked<'_, W>,
+    [first, before, after]: [&str; 3],
+) -> io::Result<()> {
+    let rows = |_: usize, part: &[(&Service, Arc<str>)], buf: &mut String| {
+        output::each_service_rows(agg, ports, part, |name, rows| {
+            for r in rows {
+                buf.push_str(before);
+                row_json(buf, r, name);
+                buf.push_str(after);
+            }
+        });
+    };
+    let mut started = false;
+    output::write_blocks(sorted, block_backends, rows, |buf: &String| {
+        let bytes = buf.as_bytes();
+        if !started && !bytes.is_empty() {
+            started = true;
+            out.put(first.as_bytes())?;
+            return out.put(bytes.get(before.len()..).unwrap_or_default());
         }
-    });
+        out.put(bytes)
+    })
 }
 
 /// `--format jsonl`: one row object a line, written a chunk at a time.
@@ -498,12 +499,7 @@ pub fn write_jsonl_blocks(
 ) -> io::Result<()> {
     let (ports, sorted) = output::summary_parts(agg);
     let mut out = output::Chunked::new(out);
-    let rows = |_: usize, part: &[(&Service, Arc<str>)], buf: &mut String| {
-        rows_json(agg, &ports, part, buf, "", "\n");
-    };
-    output::write_blocks(&sorted, block_backends, rows, |buf: &String| {
-        out.put(buf.as_bytes())
-    })?;
+    write_rows_json(agg, &ports, &sorted, block_backends, &mut out, ["", "", "\n"])?;
     out.finish()
 }
 

@@ -873,12 +873,22 @@ mod tests {
     fn fp_table_retain_sees_each_entry_once_in_wrapped_runs() {
         // Runs of entries that wrap from the last slot to the first.
         let mut t: FpTable<u32> = FpTable::default();
+        // Keys under 20 home near slot 60, the rest at the last slots of a
+        // table of `cap` (64 once 20 keys are in).
+        let hash = |k: u32, cap: u64| {
+            let home = if k < 20 {
+                u64::from(k % 4) | 0x3C
+            } else {
+                cap - 1 - u64::from(k % 3)
+            };
+            home | (u64::from(k) << 40)
+        };
         for k in 0..20u32 {
-            t.insert_new(u64::from(k % 4) | 0x3C | (u64::from(k) << 40), k);
+            t.insert_new(hash(k, 0), k);
         }
         let cap = t.capacity() as u64;
         for k in 20..40u32 {
-            t.insert_new((cap - 1 - u64::from(k % 3)) | (u64::from(k) << 40), k);
+            t.insert_new(hash(k, cap), k);
         }
         let mut seen = vec![0u32; 40];
         t.retain(|v| {
@@ -888,12 +898,7 @@ mod tests {
         assert_eq!(seen, vec![1; 40], "each entry looked at once");
         assert_eq!(t.len(), 40 - 14);
         for k in 0..40u32 {
-            let h = if k < 20 {
-                u64::from(k % 4) | 0x3C | (u64::from(k) << 40)
-            } else {
-                (cap - 1 - u64::from(k % 3)) | (u64::from(k) << 40)
-            };
-            assert_eq!(t.get(h, |&v| v == k).is_some(), k % 3 != 0, "{k}");
+            assert_eq!(t.get(hash(k, cap), |&v| v == k).is_some(), k % 3 != 0, "{k}");
         }
         assert_eq!(t.iter().count(), t.len());
     }

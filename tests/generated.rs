@@ -5,7 +5,9 @@ use connbal::aggregate;
 use connbal::generate::{Format, Workload, generate};
 use connbal::pipeline::{Config, summarize};
 
-fn check(work: &Workload) {
+/// Runs `work` through the pipeline, checks its rows against the ground
+/// truth, and returns the run's tables and the truth.
+fn check(work: &Workload) -> (connbal::pipeline::Outcome, String) {
     let mut capture = Vec::new();
     let generated = generate(work, &mut capture).expect("generate");
     assert_eq!(generated.bytes, capture.len() as u64);
@@ -24,6 +26,7 @@ fn check(work: &Workload) {
         rows == generated.truth,
         "{work:?}: rows differ from the ground truth"
     );
+    (outcome, generated.truth)
 }
 
 #[test]
@@ -80,22 +83,13 @@ fn wide_workload_many_clients_few_connections_each() {
 #[test]
 fn summaries_written_in_blocks_on_two_threads_are_the_same_bytes() {
     use connbal::{output, report};
-    let work = Workload {
+    let (outcome, truth) = check(&Workload {
         connections: 4000,
         clients: 60,
         services: 12,
         seed: 5,
         ..Default::default()
-    };
-    let mut capture = Vec::new();
-    let generated = generate(&work, &mut capture).expect("generate");
-    let config = Config {
-        threads: 2,
-        interval: None,
-        aggregate: aggregate::Options::default(),
-    };
-    let (rows, outcome) = summarize(&capture, &config).expect("a capture");
-    assert!(rows == generated.truth, "rows differ from the ground truth");
+    });
     let agg = &outcome.aggregator;
     let whole = |write: &dyn Fn(usize, &mut Vec<u8>) -> std::io::Result<()>| {
         let mut out = Vec::new();
@@ -105,7 +99,7 @@ fn summaries_written_in_blocks_on_two_threads_are_the_same_bytes() {
     let tsv = whole(&|b, out| output::write_summary_tsv_blocks(agg, b, out));
     let json = whole(&|b, out| report::write_json_blocks(agg, b, out));
     let jsonl = whole(&|b, out| report::write_jsonl_blocks(agg, b, out));
-    assert_eq!(String::from_utf8_lossy(&tsv), generated.truth);
+    assert_eq!(String::from_utf8_lossy(&tsv), truth);
     for block_backends in [1, 2, 7, 100] {
         let mut out = Vec::new();
         output::write_summary_tsv_blocks(agg, block_backends, &mut out).expect("into memory");
