@@ -76,6 +76,7 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
         let _ = tokens_tx.send(());
     }
 
+    let capture_len = source.len_hint();
     let reader = {
         let stop = Arc::clone(&stop);
         thread::Builder::new()
@@ -134,6 +135,9 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
     drop(batch_rx);
 
     let mut aggregator = Aggregator::new(config.aggregate.clone());
+    if let Some(bytes) = capture_len {
+        aggregator.expect_capture(bytes);
+    }
     let mut waiting: BTreeMap<u64, EventBatch> = BTreeMap::new();
     let mut next = 0u64;
     let mut clock = IntervalClock::default();

@@ -306,6 +306,33 @@ pub fn huge_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
     v
 }
 
+/// Makes room in the empty `v` for `len` items, advised as [`huge_vec`]'s
+/// memory is, where reserving costs only address space (see
+/// [`reserving_is_free`]) and the allocator grants it; otherwise leaves
+/// `v` to grow as it goes.
+pub fn reserve_huge<T>(v: &mut Vec<T>, len: usize) {
+    if v.is_empty() && reserving_is_free() && v.try_reserve_exact(len).is_ok() {
+        advise_huge(v.spare_capacity_mut());
+    }
+}
+
+/// Whether memory allocated and not yet written costs only address space:
+/// on Linux unless overcommit is off (`vm.overcommit_memory` = 2), where
+/// every allocation is charged in full against a limit and a generous
+/// reservation could starve the allocations that follow.
+#[cfg(target_os = "linux")]
+pub fn reserving_is_free() -> bool {
+    std::fs::read("/proc/sys/vm/overcommit_memory")
+        .is_ok_and(|mode| matches!(mode.first(), Some(b'0' | b'1')))
+}
+
+/// Elsewhere (illumos and the BSDs charge anonymous memory as it is
+/// allocated) it is not assumed to be.
+#[cfg(not(target_os = "linux"))]
+pub fn reserving_is_free() -> bool {
+    false
+}
+
 /// Pushes `item`, growing `v` (by doubling) into memory advised as
 /// [`huge_vec`]'s is.
 pub fn push_huge<T>(v: &mut Vec<T>, item: T) {

@@ -77,6 +77,66 @@ fn wide_workload_many_clients_few_connections_each() {
     });
 }
 
+/// A mapped capture's length reserves room for the services and backends
+/// it could make, within the caps; a capture that makes more (SRV targets
+/// that fan out to many SRV names can) grows its tables past that room,
+/// and its rows are the same.
+#[test]
+fn tables_grow_past_the_room_reserved_for_a_capture() {
+    use connbal::aggregate::{Aggregator, Options};
+    use connbal::dissect::Dissector;
+
+    let caps = Options {
+        max_services: 1000,
+        ..Default::default()
+    };
+    let mut agg = Aggregator::new(caps);
+    agg.expect_capture(1 << 20);
+    if connbal::table::reserving_is_free() {
+        assert!(
+            (1000..2000).contains(&agg.services.capacity()),
+            "services at their cap"
+        );
+        assert!(
+            (65536..131072).contains(&agg.backends.capacity()),
+            "2^20 / 16 backends"
+        );
+    } else {
+        assert_eq!((agg.services.capacity(), agg.backends.capacity()), (0, 0));
+    }
+
+    let work = Workload {
+        connections: 3000,
+        clients: 40,
+        services: 20,
+        seed: 9,
+        ..Default::default()
+    };
+    let mut capture = Vec::new();
+    let generated = generate(&work, &mut capture).expect("generate");
+    let mut metas = Vec::new();
+    crate::common::frame_all(&capture, &mut metas);
+    let batches = crate::common::dissect_all(&Dissector::default(), &capture, &metas, 512);
+    let mut agg = Aggregator::new(Options::default());
+    agg.expect_capture(64 * 16);
+    let room = (agg.services.capacity(), agg.backends.capacity());
+    for batch in &batches {
+        agg.apply(batch);
+    }
+    assert!(
+        agg.services.len() > room.0 && agg.backends.len() > room.1,
+        "{} services and {} backends in room for {room:?}",
+        agg.services.len(),
+        agg.backends.len()
+    );
+    let mut out = Vec::new();
+    connbal::output::write_summary_tsv(&agg, &mut out).expect("into memory");
+    assert!(
+        String::from_utf8_lossy(&out) == generated.truth,
+        "rows differ from the ground truth"
+    );
+}
+
 /// The summary is written a block of services at a time, every other block
 /// formatted on a helper thread: however small the blocks, the bytes are
 /// those of one block written alone, and a failing writer stops it.

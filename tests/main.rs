@@ -2,6 +2,8 @@
 
 mod captures;
 mod cli;
+#[path = "../benches/common.rs"]
+mod common;
 mod differential;
 mod floods;
 mod formats;
