@@ -3,16 +3,20 @@
 #
 #   benches/throughput.sh                 # full size (SYN: ~12.7M records, 1.4 GB)
 #   BENCH_SCALE=0.05 benches/throughput.sh  # what CI runs
+#   BENCH_RUNS=5 benches/throughput.sh      # runs of each measure (default 3)
 #
 # For each workload: generate it (deterministic, with ground truth), warm the
 # page cache, then time `cat FILE >/dev/null`, connbal on the file (mmap) and
 # connbal through a pipe; print records/s, MB/s, wall and CPU seconds, the
-# ratio to cat, and peak RSS (/usr/bin/time -v). Every run's output is
-# compared with the generator's ground truth. No pass/fail on time.
+# ratio to cat, and peak RSS (/usr/bin/time -v) of the run with the median
+# wall time, and the fastest and slowest wall times: on a shared machine
+# single runs wander. Every run's output is compared with the generator's
+# ground truth. No pass/fail on time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scale=${BENCH_SCALE:-1}
+runs=${BENCH_RUNS:-3}
 dir=${BENCH_DIR:-$(mktemp -d /tmp/connbal-bench.XXXXXX)}
 keep=${BENCH_KEEP:-0}
 mkdir -p "$dir"
@@ -43,37 +47,43 @@ measure() {
   local cat_wall
   cat_wall=$( { /usr/bin/time -f '%e' cat "$file" >/dev/null; } 2>&1 | tail -1)
   for mode in file pipe; do
-    local out="$dir/$name.$mode.out" tv="$dir/$name.$mode.time"
-    if [ $mode = file ]; then
-      /usr/bin/time -v "$bin" -q "${flags[@]}" "$file" >"$out" 2>"$tv"
-    else
-      cat "$file" | /usr/bin/time -v "$bin" -q "${flags[@]}" >"$out" 2>"$tv"
-    fi
-    local ok=ok
-    cmp -s "$out" "$dir/$name.truth" || ok=DIFFERS
-    python3 - "$tv" "$records" "$bytes" "$cat_wall" "$name" "$mode" "$ok" <<'PY'
+    local out="$dir/$name.$mode.out" ok=ok tvs=()
+    for run in $(seq "$runs"); do
+      local tv="$dir/$name.$mode.$run.time"
+      if [ $mode = file ]; then
+        /usr/bin/time -v "$bin" -q "${flags[@]}" "$file" >"$out" 2>"$tv"
+      else
+        cat "$file" | /usr/bin/time -v "$bin" -q "${flags[@]}" >"$out" 2>"$tv"
+      fi
+      cmp -s "$out" "$dir/$name.truth" || ok=DIFFERS
+      tvs+=("$tv")
+    done
+    python3 - "$records" "$bytes" "$cat_wall" "$name" "$mode" "$ok" "${tvs[@]}" <<'PY'
 import sys, re
-tv, records, size, cat_wall, name, mode, ok = sys.argv[1:]
-t = open(tv).read()
-def field(label):
-    m = re.search(re.escape(label) + r":\s*(.+)", t)
-    return m.group(1).strip() if m else "0"
-wall_s = field("Elapsed (wall clock) time (h:mm:ss or m:ss)")
-parts = [float(p) for p in wall_s.split(":")]
-wall = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) > 2 else 0)
-user, sys_ = float(field("User time (seconds)")), float(field("System time (seconds)"))
-rss = int(field("Maximum resident set size (kbytes)")) / 1024
+records, size, cat_wall, name, mode, ok = sys.argv[1:7]
+def run(tv):
+    t = open(tv).read()
+    def field(label):
+        m = re.search(re.escape(label) + r":\s*(.+)", t)
+        return m.group(1).strip() if m else "0"
+    parts = [float(p) for p in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")]
+    wall = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) > 2 else 0)
+    user, sys_ = float(field("User time (seconds)")), float(field("System time (seconds)"))
+    rss = int(field("Maximum resident set size (kbytes)")) / 1024
+    return max(wall, 0.001), user, sys_, rss
+runs = sorted((run(tv) for tv in sys.argv[7:]), key=lambda r: r[0])
+wall, user, sys_, rss = runs[(len(runs) - 1) // 2]
 records, size, cat_wall = int(records), int(size), float(cat_wall)
-wall = max(wall, 0.001)
+spread = f"{runs[0][0]:.2f}-{runs[-1][0]:.2f}"
 print(f"{name:<10} {mode:<5} {records:>11,} {size/1e6:>9.1f} {wall:>7.2f} {records/wall/1e6:>8.2f} "
-      f"{size/wall/1e6:>8.0f} {user:>6.2f} {sys_:>6.2f} {wall/max(cat_wall,0.001):>7.1f} {rss:>8.1f}  {ok}")
+      f"{size/wall/1e6:>8.0f} {user:>6.2f} {sys_:>6.2f} {wall/max(cat_wall,0.001):>7.1f} {rss:>8.1f} {spread:>11}  {ok}")
 PY
   done
 }
 
 header() {
-  printf '%-10s %-5s %11s %9s %7s %8s %8s %6s %6s %7s %8s  %s\n' \
-    workload mode records MB wall_s Mrec/s MB/s user_s sys_s x_cat rss_MiB truth
+  printf '%-10s %-5s %11s %9s %7s %8s %8s %6s %6s %7s %8s %11s  %s\n' \
+    workload mode records MB wall_s Mrec/s MB/s user_s sys_s x_cat rss_MiB runs_wall_s truth
 }
 
 gen_workload() {
@@ -84,6 +94,7 @@ gen_workload() {
 
 echo "# connbal throughput, scale $scale, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u +%Y-%m-%d)"
 echo "# $(rustc --version)"
+echo "# each row: the run with the median wall time of $runs (runs_wall_s: fastest-slowest)"
 gen_workload syn --connections "$(n 3440000)" --clients 50 --services 40
 gen_workload streams --streams --connections "$(n 1470000)" --clients 50 --services 40
 gen_workload wide --connections "$(n 200000)" --clients 1000 --services 100 --lookup-every 1000000
@@ -94,17 +105,21 @@ measure wide "$dir/wide.snoop"
 
 echo
 echo "# time against table size (clients x services, about two connections per pair)"
-printf '%-14s %9s %9s %8s %8s\n' clients_x_svc records rows wall_s rss_MiB
+printf '%-14s %9s %9s %8s %8s %11s\n' clients_x_svc records rows wall_s rss_MiB runs_wall_s
 for size in "100 20" "1000 100" "3000 100" "10000 200"; do
   set -- $size
   c=$(n "$1"); s=$2
   conns=$((c * s * 2))
   name="scale_${c}x$s"
   gen_workload "$name" --connections "$conns" --clients "$c" --services "$s" --lookup-every 1000000 --noise 0
-  /usr/bin/time -f '%e %M' "$bin" -q "$dir/$name.snoop" >"$dir/$name.out" 2>"$dir/$name.time"
-  cmp -s "$dir/$name.out" "$dir/$name.truth" || echo "  $name: output differs from the ground truth"
-  read -r wall rss <"$dir/$name.time"
-  printf '%-14s %9s %9s %8s %8.1f\n' "${c}x$s" "$(cat "$dir/$name.records")" "$(wc -l <"$dir/$name.truth")" "$wall" "$(awk -v k="$rss" 'BEGIN {print k / 1024}')"
+  for run in $(seq "$runs"); do
+    /usr/bin/time -f '%e %M' "$bin" -q "$dir/$name.snoop" >"$dir/$name.out" 2>"$dir/$name.time"
+    cmp -s "$dir/$name.out" "$dir/$name.truth" || echo "  $name: output differs from the ground truth"
+    cat "$dir/$name.time"
+  done | sort -n | awk -v n="$runs" -v size="${c}x$s" -v records="$(cat "$dir/$name.records")" -v rows="$(wc -l <"$dir/$name.truth")" '
+    /^[0-9.]+ [0-9]+$/ {wall[++k] = $1; rss[k] = $2; next}
+    {print}
+    END {m = int((k + 1) / 2); printf "%-14s %9s %9s %8s %8.1f %11s\n", size, records, rows, wall[m], rss[m] / 1024, wall[1] "-" wall[k]}'
 done
 
 echo
