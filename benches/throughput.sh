@@ -45,7 +45,12 @@ measure() {
       awk -v n="$name" '{printf "# %s: %.0f%% of the file in the page cache\n", n, $2 ? 100 * $1 / $2 : 0}' >&2 || true
   fi
   local cat_wall
-  cat_wall=$( { /usr/bin/time -f '%e' cat "$file" >/dev/null; } 2>&1 | tail -1)
+  # (to the millisecond: /usr/bin/time's hundredths read 0.00 for a
+  # small file, which made the ratio meaningless)
+  cat_wall=$(python3 -c 'import subprocess, sys, time
+t = time.perf_counter()
+subprocess.run(["cat", sys.argv[1]], stdout=subprocess.DEVNULL, check=True)
+print(f"{time.perf_counter() - t:.4f}")' "$file")
   for mode in file pipe; do
     local out="$dir/$name.$mode.out" ok=ok tvs=()
     for run in $(seq "$runs"); do
