@@ -306,6 +306,15 @@ pub fn huge_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
     v
 }
 
+/// Advises the first `len` items of `v`'s spare capacity as
+/// [`huge_vec`]'s memory is, and no more: huge pages past what a table
+/// uses would be taken whole at its first touch of them.
+fn advise_huge_first<T>(v: &mut Vec<T>, len: usize) {
+    if let Some(part) = v.spare_capacity_mut().get_mut(..len) {
+        advise_huge(part);
+    }
+}
+
 /// Makes room in the empty `v` for `len` items, advised as [`huge_vec`]'s
 /// memory is, where reserving costs only address space (see
 /// [`reserving_is_free`]) and the allocator grants it; otherwise leaves
@@ -526,7 +535,7 @@ impl<V: Copy + Default> FpTable<V> {
         if !(roomy && slots.try_reserve_exact(size.saturating_mul(ROOM_FACTOR)).is_ok()) {
             slots.reserve_exact(size);
         }
-        advise_huge(slots.spare_capacity_mut());
+        advise_huge_first(&mut slots, size);
         slots.resize(size, Slot::default());
         let old = std::mem::replace(&mut self.slots, slots);
         self.mask = size - 1;
@@ -554,6 +563,7 @@ impl<V: Copy + Default> FpTable<V> {
             None if old_size == 0 => 0,
             None => return false,
         };
+        advise_huge_first(&mut self.slots, size - old_size);
         self.slots.resize(size, Slot::default());
         self.mask = size - 1;
         let mut last = Vec::new();
