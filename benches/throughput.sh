@@ -51,19 +51,26 @@ measure() {
 t = time.perf_counter()
 subprocess.run(["cat", sys.argv[1]], stdout=subprocess.DEVNULL, check=True)
 print(f"{time.perf_counter() - t:.4f}")' "$file")
-  for mode in file pipe; do
-    local out="$dir/$name.$mode.out" ok=ok tvs=()
-    for run in $(seq "$runs"); do
-      local tv="$dir/$name.$mode.$run.time"
+  # The modes take turns, so that neither has all the first runs (which
+  # pay for whatever the machine was doing before).
+  local -A ok=([file]=ok [pipe]=ok)
+  for run in $(seq "$runs"); do
+    for mode in file pipe; do
+      local out="$dir/$name.$mode.out" tv="$dir/$name.$mode.$run.time"
       if [ $mode = file ]; then
         /usr/bin/time -v "$bin" -q "${flags[@]}" "$file" >"$out" 2>"$tv"
       else
         cat "$file" | /usr/bin/time -v "$bin" -q "${flags[@]}" >"$out" 2>"$tv"
       fi
-      cmp -s "$out" "$dir/$name.truth" || ok=DIFFERS
-      tvs+=("$tv")
+      cmp -s "$out" "$dir/$name.truth" || ok[$mode]=DIFFERS
     done
-    python3 - "$records" "$bytes" "$cat_wall" "$name" "$mode" "$ok" "${tvs[@]}" <<'PY'
+  done
+  for mode in file pipe; do
+    local tvs=()
+    for run in $(seq "$runs"); do
+      tvs+=("$dir/$name.$mode.$run.time")
+    done
+    python3 - "$records" "$bytes" "$cat_wall" "$name" "$mode" "${ok[$mode]}" "${tvs[@]}" <<'PY'
 import sys, re
 records, size, cat_wall, name, mode, ok = sys.argv[1:7]
 def run(tv):
