@@ -402,7 +402,7 @@ struct Slot<V> {
 /// whose callers supply each key's hash. Values sit beside their hash, so
 /// a lookup usually touches one cache line, and [`FpTable::prefetch`] can
 /// start that load early. Grows by doubling, never above
-/// [`MAX_LOAD_EIGHTHS`]/8 full; a table of 2 MiB and more grows in place
+/// [`MAX_LOAD_EIGHTHS`]/8 full; a table of 4 MiB and more grows in place
 /// where it can (see `FpTable::grow`).
 #[derive(Clone)]
 pub struct FpTable<V> {
@@ -415,10 +415,19 @@ pub struct FpTable<V> {
 /// probes further).
 const MAX_LOAD_EIGHTHS: usize = 5;
 
-/// A table that outgrows its memory and is 2 MiB or more moves to memory
-/// with room for this many times its new size (address space only, where
-/// that is free), so that its next three doublings happen in place.
+/// A table that outgrows its memory and is [`ROOM_FROM`] or more moves to
+/// memory with room for this many times its new size (address space only,
+/// where that is free), so that its next three doublings happen in place.
 const ROOM_FACTOR: usize = 8;
+
+/// The size from which a table takes room to grow in place: 4 MiB. Room
+/// costs some memory through a pipe (a table with room lands in fresh
+/// address space rather than in memory just freed): from 2 MiB, the
+/// answered-names flood peaked at 48.8-50.1 MiB and wide at 137-154 MiB;
+/// from 4 MiB, 46.1-46.4 and 134-136 (44.4-46.5 and 130-131 with no room),
+/// while the 4-tuple flood's 16 MiB table still grows in place (45.4-45.5
+/// MiB, 54.6 without).
+const ROOM_FROM: usize = 2 * HUGE_PAGE;
 
 impl<V> Default for FpTable<V> {
     fn default() -> Self {
@@ -522,8 +531,8 @@ impl<V: Copy + Default> FpTable<V> {
     /// (an earlier growth reserved it), the table doubles in place: only
     /// the new half is fresh memory, and no second table is filled and
     /// the first dropped. Otherwise the entries move to new memory, with
-    /// room for [`ROOM_FACTOR`] times the size when that is 2 MiB or more
-    /// and costs only address space. On a machine that zeroes fresh pages
+    /// room for [`ROOM_FACTOR`] times the size when that is [`ROOM_FROM`]
+    /// or more and costs only address space. On a machine that zeroes fresh pages
     /// slowly, the tables' growth was the largest share of wide's time.
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(16);
@@ -531,7 +540,7 @@ impl<V: Copy + Default> FpTable<V> {
             return;
         }
         let mut slots = Vec::new();
-        let roomy = size * size_of::<Slot<V>>() >= HUGE_PAGE && reserving_is_free();
+        let roomy = size * size_of::<Slot<V>>() >= ROOM_FROM && reserving_is_free();
         if !(roomy && slots.try_reserve_exact(size.saturating_mul(ROOM_FACTOR)).is_ok()) {
             slots.reserve_exact(size);
         }
@@ -998,7 +1007,7 @@ mod tests {
         }
     }
 
-    /// A table that reaches 2 MiB moves to memory with room for eight
+    /// A table that reaches 4 MiB moves to memory with room for eight
     /// times its size (where that costs only address space), and grows in
     /// place from there.
     #[test]
@@ -1008,9 +1017,9 @@ mod tests {
             table.insert_new(n.wrapping_mul(0x9E37_79B9_7F4A_7C15), n as u32);
         }
         assert_eq!(table.capacity(), 1 << 19);
-        let two_mib = HUGE_PAGE / size_of::<Slot<u32>>();
+        let room_from = ROOM_FROM / size_of::<Slot<u32>>();
         if reserving_is_free() {
-            assert_eq!(table.slots.capacity(), two_mib * ROOM_FACTOR);
+            assert_eq!(table.slots.capacity(), room_from * ROOM_FACTOR);
         } else {
             assert_eq!(table.slots.capacity(), table.capacity());
         }
