@@ -327,9 +327,7 @@ impl Aggregator {
         let backends = most(MIN_ANSWER_BYTES, self.opts.max_backends);
         reserve_huge(&mut self.services, services);
         reserve_huge(&mut self.backends, backends);
-        if self.backend_addrs.is_empty() && crate::table::reserving_is_free() {
-            let _ = self.backend_addrs.try_reserve_exact(backends);
-        }
+        crate::table::reserve_room(&mut self.backend_addrs, backends);
     }
 
     pub fn options(&self) -> &Options {

@@ -315,12 +315,16 @@ fn advise_huge_first<T>(v: &mut Vec<T>, len: usize) {
     }
 }
 
-/// Makes room in the empty `v` for `len` items, advised as [`huge_vec`]'s
-/// memory is, where reserving costs only address space (see
-/// [`reserving_is_free`]) and the allocator grants it; otherwise leaves
-/// `v` to grow as it goes.
+/// Makes room in the empty `v` for `len` items where that costs only
+/// address space (see [`reserving_is_free`]) and the allocator grants
+/// it; whether it did. Otherwise `v` grows as it goes.
+pub fn reserve_room<T>(v: &mut Vec<T>, len: usize) -> bool {
+    v.is_empty() && reserving_is_free() && v.try_reserve_exact(len).is_ok()
+}
+
+/// [`reserve_room`], the room advised as [`huge_vec`]'s memory is.
 pub fn reserve_huge<T>(v: &mut Vec<T>, len: usize) {
-    if v.is_empty() && reserving_is_free() && v.try_reserve_exact(len).is_ok() {
+    if reserve_room(v, len) {
         advise_huge(v.spare_capacity_mut());
     }
 }
@@ -540,8 +544,8 @@ impl<V: Copy + Default> FpTable<V> {
             return;
         }
         let mut slots = Vec::new();
-        let roomy = size * size_of::<Slot<V>>() >= ROOM_FROM && reserving_is_free();
-        if !(roomy && slots.try_reserve_exact(size.saturating_mul(ROOM_FACTOR)).is_ok()) {
+        let roomy = size * size_of::<Slot<V>>() >= ROOM_FROM;
+        if !(roomy && reserve_room(&mut slots, size.saturating_mul(ROOM_FACTOR))) {
             slots.reserve_exact(size);
         }
         advise_huge_first(&mut slots, size);
