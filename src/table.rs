@@ -516,19 +516,36 @@ impl<V: Copy + Default> FpTable<V> {
     }
 
     /// Puts `slot` (a stored hash and its value) in the first empty slot
-    /// from its home on; false if there is none (a table is never full:
-    /// only the empty table, which has no slots).
+    /// from its home on, wrapping from the last slot to the first; false
+    /// if there is none (a table is never full: only the empty table,
+    /// which has no slots).
     fn place(&mut self, slot: Slot<V>) -> bool {
-        let mut i = slot.hash as usize & self.mask;
-        for _ in 0..self.slots.len() {
-            let Some(s) = self.slots.get_mut(i) else { break };
+        let home = slot.hash as usize & self.mask;
+        let at = self.empty_from(home).or_else(|| self.empty_from(0));
+        self.put(at, slot)
+    }
+
+    /// The first empty slot at or after `at`, not wrapping.
+    fn empty_from(&self, at: usize) -> Option<usize> {
+        let mut i = at;
+        while let Some(s) = self.slots.get(i) {
             if s.hash == 0 {
-                *s = slot;
-                return true;
+                return Some(i);
             }
-            i = (i + 1) & self.mask;
+            i += 1;
         }
-        false
+        None
+    }
+
+    /// Puts `slot` at `at`, if that is a slot; whether it was.
+    fn put(&mut self, at: Option<usize>, slot: Slot<V>) -> bool {
+        match at.and_then(|i| self.slots.get_mut(i)) {
+            Some(s) => {
+                *s = slot;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Doubles the table. When its vector has room for the doubled size
@@ -571,7 +588,7 @@ impl<V: Copy + Default> FpTable<V> {
     /// has no empty slot, which its load never allows.
     fn grow_in_place(&mut self, size: usize) -> bool {
         let old_size = self.slots.len();
-        let first_empty = match self.slots.iter().position(|s| s.hash == 0) {
+        let first_empty = match self.empty_from(0) {
             Some(at) => at,
             None if old_size == 0 => 0,
             None => return false,
@@ -590,19 +607,9 @@ impl<V: Copy + Default> FpTable<V> {
                 last.push(slot);
                 continue;
             }
-            let mut at = slot.hash as usize & self.mask;
-            loop {
-                match self.slots.get_mut(at) {
-                    Some(s) if s.hash == 0 => {
-                        *s = slot;
-                        break;
-                    }
-                    Some(_) => at += 1,
-                    None => {
-                        last.push(slot);
-                        break;
-                    }
-                }
+            let at = self.empty_from(slot.hash as usize & self.mask);
+            if !self.put(at, slot) {
+                last.push(slot);
             }
         }
         for slot in last {
@@ -669,7 +676,7 @@ impl<V: Copy + Default> FpTable<V> {
         // crosses: a removal only shifts entries of its own run, which lie
         // ahead of the scan, back towards it, so none is seen twice or
         // missed. (Never full: the load stays under 5/8.)
-        let Some(empty) = self.slots.iter().position(|s| s.hash == 0) else {
+        let Some(empty) = self.empty_from(0) else {
             return;
         };
         let mut i = (empty + 1) & self.mask;
