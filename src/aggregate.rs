@@ -380,11 +380,12 @@ impl Aggregator {
                     syn_key,
                     dst_port,
                 } => self.syn(ts, forward, syn_key, dst_port),
-                Event::Segment { index, .. } => {
-                    if let Some(t) = batch.segments.get(index as usize) {
-                        self.segment(t);
-                    }
-                }
+                Event::Segment {
+                    ts,
+                    connection,
+                    index,
+                    flags,
+                } => self.segment(ts, connection, flags, batch.segments.get(index as usize)),
                 Event::Query {
                     ts,
                     key,
@@ -421,24 +422,29 @@ impl Aggregator {
     }
 
     /// First stage: starts loading the index slots `ev` will probe.
-    #[inline]
+    #[inline(always)]
     fn prefetch_slots(&self, ev: &Event, batch: &EventBatch) {
         match *ev {
             Event::Syn { forward, syn_key, .. } => {
                 self.bindings.prefetch(forward);
                 self.recent_syns.prefetch(syn_key);
             }
-            Event::Segment { index, .. } => {
-                if let Some(t) = batch.segments.get(index as usize) {
-                    self.connections.prefetch(t.connection);
-                    // Bindings are looked up for new connections: most
-                    // start with a SYN, which is also checked against the
-                    // recent ones.
-                    if t.syn_key != 0 {
-                        self.bindings.prefetch(t.forward);
-                        self.bindings.prefetch(t.reverse);
-                        self.recent_syns.prefetch(t.syn_key);
-                    }
+            Event::Segment {
+                connection,
+                index,
+                flags,
+                ..
+            } => {
+                self.connections.prefetch(connection);
+                // Bindings are looked up for new connections: most
+                // start with a SYN, which is also checked against the
+                // recent ones.
+                if is_pure_syn(flags)
+                    && let Some(t) = batch.segments.get(index as usize)
+                {
+                    self.bindings.prefetch(t.forward);
+                    self.bindings.prefetch(t.reverse);
+                    self.recent_syns.prefetch(t.syn_key);
                 }
             }
             // Pending queries are few (each waits for one response) and
@@ -468,7 +474,7 @@ impl Aggregator {
 
     /// Second stage: the slots have arrived; starts loading the services
     /// and backends they point to.
-    #[inline]
+    #[inline(always)]
     fn prefetch_entries(&self, ev: &Event, batch: &EventBatch) {
         let backend = |id: Option<&u32>| {
             if let Some(b) = id.and_then(|&id| self.backends.get(id as usize)) {
@@ -477,9 +483,9 @@ impl Aggregator {
         };
         match *ev {
             Event::Syn { forward, .. } => backend(self.bindings.peek(forward)),
-            Event::Segment { index, .. } => {
-                if let Some(t) = batch.segments.get(index as usize)
-                    && t.syn_key != 0
+            Event::Segment { index, flags, .. } => {
+                if is_pure_syn(flags)
+                    && let Some(t) = batch.segments.get(index as usize)
                 {
                     backend(self.bindings.peek(t.forward));
                     backend(self.bindings.peek(t.reverse));
@@ -1066,19 +1072,21 @@ impl Aggregator {
     }
 
     /// `-a`: the first segment of a connection seen while its client is
-    /// bound to its backend counts it, once.
-    fn segment(&mut self, t: &Segment) {
-        self.sweep_connections(t.ts);
-        let is_syn = t.flags & (SYN | ACK | RST | FIN) == SYN;
-        let closing = t.flags & (FIN | RST) != 0;
-        let key = t.connection;
-        let secs = (t.ts / SECOND) as u32;
+    /// bound to its backend counts it, once. `key` and `flags` come inline
+    /// in the event; the segment's record `t` is read only for a SYN, and
+    /// for a connection that is new or not counted yet.
+    fn segment(&mut self, ts: u64, key: u64, flags: u8, t: Option<&Segment>) {
+        self.sweep_connections(ts);
+        let is_syn = is_pure_syn(flags);
+        let closing = flags & (FIN | RST) != 0;
+        let secs = (ts / SECOND) as u32;
         // Which backend (and port) the segment is for: looked up only when
         // the connection is new or not counted yet, not for every segment.
         let bindings = &self.bindings;
         if let Some(c) = self.connections.get_mut(key, |_| true) {
             c.last_secs = secs;
             if is_syn {
+                let Some(t) = t else { return };
                 if c.flags & HAS_ISN != 0
                     && c.isn == t.seq
                     && secs.saturating_sub(c.syn_secs) <= SYN_WINDOW_SECS
@@ -1106,13 +1114,14 @@ impl Aggregator {
             if c.flags & COUNTED != 0 {
                 return;
             }
-            if let Some((backend, port)) = attribute(bindings, t) {
+            if let Some((backend, port)) = t.and_then(|t| attribute(bindings, t)) {
                 c.flags |= COUNTED;
-                self.count_connection(backend, port, t.ts);
+                self.count_connection(backend, port, ts);
                 self.tally.conns_counted += 1;
             }
             return;
         }
+        let Some(t) = t else { return };
         let Some((backend, port)) = attribute(&self.bindings, t) else {
             return;
         };
@@ -1144,7 +1153,7 @@ impl Aggregator {
         if let Some(u) = self.usage.get_mut(client_slot as usize) {
             u.connections += 1;
         }
-        let flags = COUNTED | if is_syn { HAS_ISN } else { 0 } | if closing { CLOSED } else { 0 };
+        let state = COUNTED | if is_syn { HAS_ISN } else { 0 } | if closing { CLOSED } else { 0 };
         self.connections.insert_new(
             key,
             Connection {
@@ -1152,7 +1161,7 @@ impl Aggregator {
                 isn: t.seq,
                 syn_secs: secs,
                 last_secs: secs,
-                flags,
+                flags: state,
             },
         );
     }
@@ -1224,6 +1233,12 @@ impl<'a> Iterator for BackendsOf<'a> {
         self.next = b.next;
         Some((id, b))
     }
+}
+
+/// A SYN with ACK, RST and FIN clear: a connection's first segment.
+#[inline(always)]
+fn is_pure_syn(flags: u8) -> bool {
+    flags & (SYN | ACK | RST | FIN) == SYN
 }
 
 /// The backend and port of a segment in either direction: its source bound

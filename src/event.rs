@@ -130,8 +130,16 @@ pub enum Event {
         syn_key: u64,
         dst_port: u16,
     },
-    /// `-a`: any TCP segment, `segments[index]`.
-    Segment { ts: u64, index: u32 },
+    /// `-a`: any TCP segment, `segments[index]`; its connection key and
+    /// flags inline, so that a segment of a connection already counted
+    /// (most of them) is applied without reading its record.
+    Segment {
+        ts: u64,
+        /// [`crate::table::connection_key`] of its 4-tuple.
+        connection: u64,
+        index: u32,
+        flags: u8,
+    },
     /// A query the aggregator will wait for the response of: its
     /// [`crate::table::query_key`], the name's hash and the type.
     Query {
@@ -235,9 +243,14 @@ impl EventBatch {
     }
 
     pub fn push_segment(&mut self, segment: Segment) {
-        let (ts, index) = (segment.ts, self.segments.len() as u32);
+        let index = self.segments.len() as u32;
+        self.events.push(Event::Segment {
+            ts: segment.ts,
+            connection: segment.connection,
+            index,
+            flags: segment.flags,
+        });
         self.segments.push(segment);
-        self.events.push(Event::Segment { ts, index });
     }
 
     pub fn push_tcp_data(&mut self, data: TcpDataEvent) {
