@@ -105,7 +105,7 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
     let n = metas.len() as f64;
     let dissector = Dissector {
         all_segments: all,
-        filter: None,
+        ..Dissector::default()
     };
     let mut batches = dissect_all(&dissector, bytes, &metas, BATCH);
     let (t_dissect, ()) = best(runs, || dissect_pass(&dissector, bytes, &metas, &mut batches));
@@ -133,7 +133,7 @@ fn messages(n: usize) {
     let dissector = Dissector::default();
     let all = Dissector {
         all_segments: true,
-        filter: None,
+        ..Dissector::default()
     };
     let mut batch = EventBatch::default();
     let only = std::env::var("STAGES_ONLY").ok();
@@ -185,7 +185,7 @@ fn aggregator_messages(n: usize) {
     // open: each round sees it again, counted already).
     let all = Dissector {
         all_segments: true,
-        filter: None,
+        ..Dissector::default()
     };
     let mut segments = EventBatch::default();
     all.record(Link::Ethernet, 2, &frame("syn"), &mut segments);

@@ -406,6 +406,11 @@ impl Aggregator {
                         self.response(r, batch);
                     }
                 }
+                Event::Lookup { query_ts, index, .. } => {
+                    if let Some(r) = batch.dns.get(index as usize) {
+                        self.lookup(query_ts, r, batch);
+                    }
+                }
                 Event::TcpData { index, .. } => {
                     if let Some(t) = batch.tcp_data.get(index as usize) {
                         self.tcp_dns(t, batch);
@@ -452,7 +457,7 @@ impl Aggregator {
             // address over: both tables stay in cache in normal traffic.
             // Services and backends are many and visited at random.
             Event::Query { .. } | Event::FilteredQuery { .. } => {}
-            Event::Response { index, .. } => {
+            Event::Response { index, .. } | Event::Lookup { index, .. } => {
                 let Some(r) = batch.dns.get(index as usize) else {
                     return;
                 };
@@ -491,7 +496,7 @@ impl Aggregator {
                     backend(self.bindings.peek(t.reverse));
                 }
             }
-            Event::Response { index, .. } => {
+            Event::Response { index, .. } | Event::Lookup { index, .. } => {
                 let Some(r) = batch.dns.get(index as usize) else {
                     return;
                 };
@@ -640,7 +645,23 @@ impl Aggregator {
             self.tally.responses_unmatched += 1;
             return;
         };
-        if r.ts.saturating_sub(pending.ts) > QUERY_TIMEOUT {
+        self.matched_response(pending.ts, r, batch);
+    }
+
+    /// A response paired with its query by a worker ([`Event::Lookup`]):
+    /// the query is applied first, as [`Aggregator::pending_query`] would
+    /// have applied it, and taken back at once, as the response would
+    /// have taken it.
+    fn lookup(&mut self, query_ts: u64, r: &DnsEvent, batch: &EventBatch) {
+        self.tally.queries += 1;
+        self.tally.pending_expired += self.pending.advance(query_ts);
+        self.tally.pending_evicted += self.pending.insert_taken(r.key);
+        self.matched_response(query_ts, r, batch);
+    }
+
+    /// A response that took its pending query, sent at `query_ts`.
+    fn matched_response(&mut self, query_ts: u64, r: &DnsEvent, batch: &EventBatch) {
+        if r.ts.saturating_sub(query_ts) > QUERY_TIMEOUT {
             self.tally.responses_late += 1;
             return;
         }
@@ -1260,6 +1281,9 @@ fn prefetch_record(ev: &Event, batch: &EventBatch) {
             }
         }
         Event::Response {
+            index, first, end, ..
+        }
+        | Event::Lookup {
             index, first, end, ..
         } => {
             if let Some(d) = batch.dns.get(index as usize) {

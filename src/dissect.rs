@@ -40,13 +40,27 @@ pub enum Link {
 }
 
 /// Settings the workers need.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Dissector {
     /// `-a`: every TCP segment becomes an event, not only connection SYNs.
     pub all_segments: bool,
     /// `-F`, lower case: queries for names that do not contain it are
     /// marked (the aggregator still follows an awaited SRV target).
     pub filter: Option<Vec<u8>>,
+    /// A response that comes right after its own query in a batch is
+    /// handed over with it as one event ([`EventBatch::push_response`]).
+    /// Off for `--interval`, whose blocks may fall between the two.
+    pub pair_lookups: bool,
+}
+
+impl Default for Dissector {
+    fn default() -> Self {
+        Dissector {
+            all_segments: false,
+            filter: None,
+            pair_lookups: true,
+        }
+    }
 }
 
 impl Dissector {
@@ -196,12 +210,8 @@ impl Dissector {
             && packet.dport == DNS_PORT
             && let Some(q) = plain_query(packet.bytes)
         {
-            out.events.push(Event::Query {
-                ts,
-                key: table::query_key(&packet.src, &packet.dst, packet.sport, q.id),
-                name_hash: q.name_hash,
-                qtype: q.qtype,
-            });
+            let key = table::query_key(&packet.src, &packet.dst, packet.sport, q.id);
+            out.push_query(ts, key, q.name_hash, q.qtype);
             return;
         }
         let names_mark = out.names.len();
@@ -215,21 +225,16 @@ impl Dissector {
                     .as_deref()
                     .is_some_and(|f| !name_contains(out.name(q.qname), f))
                 {
-                    out.events.push(Event::FilteredQuery { ts, index });
+                    out.push_filtered_query(ts, index);
                 } else {
                     // All the aggregator needs: the query's own record and
                     // its name can go.
                     out.dns.truncate(index as usize);
                     out.names.truncate(names_mark);
-                    out.events.push(Event::Query {
-                        ts,
-                        key: q.key,
-                        name_hash: q.qname_hash,
-                        qtype: q.qtype,
-                    });
+                    out.push_query(ts, q.key, q.qname_hash, q.qtype);
                 }
             }
-            Ok(Some(Dns::Response(index))) => out.push_response(ts, index),
+            Ok(Some(Dns::Response(index))) => out.push_response(ts, index, self.pair_lookups),
             Ok(None) => out.counters.dns_ignored += 1,
             Err(_) => out.counters.dns_malformed += 1,
         }

@@ -159,6 +159,18 @@ pub enum Event {
         first: u32,
         end: u32,
     },
+    /// A response, as [`Event::Response`], that came right after its own
+    /// query (sent at `query_ts`) in the batch, with only SYNs and `-a`
+    /// segments between them: the query's event is left out and the
+    /// aggregator applies it here, without a round trip through its table
+    /// of pending queries (see [`EventBatch::push_response`]).
+    Lookup {
+        ts: u64,
+        query_ts: u64,
+        index: u32,
+        first: u32,
+        end: u32,
+    },
     /// `tcp_data[index]`.
     TcpData { ts: u64, index: u32 },
     /// `fragments[index]`.
@@ -176,6 +188,7 @@ impl Event {
             | Event::Query { ts, .. }
             | Event::FilteredQuery { ts, .. }
             | Event::Response { ts, .. }
+            | Event::Lookup { ts, .. }
             | Event::TcpData { ts, .. }
             | Event::Fragment { ts, .. } => ts,
         }
@@ -226,6 +239,20 @@ pub struct EventBatch {
     pub counters: Counters,
     /// The records of the message being digested (worker scratch).
     pub records: Vec<Record>,
+    /// The latest query event, while only SYNs and `-a` segments have
+    /// followed it: nothing that touches the aggregator's pending queries.
+    pub open_query: Option<OpenQuery>,
+}
+
+/// A query event that the response answering it may still be paired with.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenQuery {
+    /// Its place in `events`.
+    pub event: u32,
+    pub ts: u64,
+    pub key: u64,
+    pub name_hash: u64,
+    pub qtype: u16,
 }
 
 impl EventBatch {
@@ -240,6 +267,31 @@ impl EventBatch {
         self.payload.clear();
         self.records.clear();
         self.counters = Counters::default();
+        self.open_query = None;
+    }
+
+    /// A query the aggregator will wait for the response of.
+    pub fn push_query(&mut self, ts: u64, key: u64, name_hash: u64, qtype: u16) {
+        self.open_query = Some(OpenQuery {
+            event: self.events.len() as u32,
+            ts,
+            key,
+            name_hash,
+            qtype,
+        });
+        self.events.push(Event::Query {
+            ts,
+            key,
+            name_hash,
+            qtype,
+        });
+    }
+
+    /// `dns[index]`, a query whose name the `-F` filter left out.
+    pub fn push_filtered_query(&mut self, ts: u64, index: u32) {
+        // The aggregator may still follow it (an awaited SRV target).
+        self.open_query = None;
+        self.events.push(Event::FilteredQuery { ts, index });
     }
 
     pub fn push_segment(&mut self, segment: Segment) {
@@ -254,23 +306,55 @@ impl EventBatch {
     }
 
     pub fn push_tcp_data(&mut self, data: TcpDataEvent) {
+        // Reassembled, it may hold queries and responses.
+        self.open_query = None;
         let (ts, index) = (data.ts, self.tcp_data.len() as u32);
         self.tcp_data.push(data);
         self.events.push(Event::TcpData { ts, index });
     }
 
-    /// `dns[index]`, a digested response.
-    pub fn push_response(&mut self, ts: u64, index: u32) {
-        let (first, end) = self.dns.get(index as usize).map_or((0, 0), |d| d.backends);
-        self.events.push(Event::Response {
-            ts,
-            index,
-            first,
-            end,
+    /// `dns[index]`, a digested response. With `pair`, a response that
+    /// answers the open query (the same key, type and name hash: the
+    /// aggregator's own match) takes that query's event out of the batch
+    /// and becomes an [`Event::Lookup`]. Nothing between the two touched
+    /// the pending queries (generations advance only at queries), so
+    /// applying the query at the response, as the aggregator does, leaves
+    /// every table and counter as the two events would have.
+    pub fn push_response(&mut self, ts: u64, index: u32, pair: bool) {
+        let Some(d) = self.dns.get(index as usize) else {
+            return;
+        };
+        let (first, end) = d.backends;
+        let open = self.open_query.take().filter(|q| {
+            pair && q.key == d.key
+                && q.qtype == d.qtype
+                && q.name_hash == d.qname_hash
+                && matches!(self.events.get(q.event as usize), Some(Event::Query { .. }))
         });
+        match open {
+            Some(q) => {
+                // Only SYNs and segments follow it: a short move.
+                self.events.remove(q.event as usize);
+                self.events.push(Event::Lookup {
+                    ts,
+                    query_ts: q.ts,
+                    index,
+                    first,
+                    end,
+                });
+            }
+            None => self.events.push(Event::Response {
+                ts,
+                index,
+                first,
+                end,
+            }),
+        }
     }
 
     pub fn push_fragment(&mut self, fragment: FragmentEvent) {
+        // Reassembled, it may be a query or a response.
+        self.open_query = None;
         let (ts, index) = (fragment.ts, self.fragments.len() as u32);
         self.fragments.push(fragment);
         self.events.push(Event::Fragment { ts, index });
@@ -298,5 +382,175 @@ impl EventBatch {
         self.backends
             .get(ev.backends.0 as usize..ev.backends.1 as usize)
             .unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: u64 = 7;
+    const NAME: u64 = 11;
+    const A: u16 = 1;
+
+    /// A digested response in `dns` (no backends), and its index.
+    fn response(b: &mut EventBatch, key: u64, name_hash: u64, qtype: u16) -> u32 {
+        b.dns.push(DnsEvent {
+            ts: 2,
+            client: Addr::V4([10, 0, 0, 1]),
+            qtype,
+            qname: Span::default(),
+            qname_hash: name_hash,
+            key,
+            service: 3,
+            backends: (0, 0),
+            ttl: None,
+        });
+        b.dns.len() as u32 - 1
+    }
+
+    fn syn(b: &mut EventBatch) {
+        b.events.push(Event::Syn {
+            ts: 1,
+            forward: 1,
+            syn_key: 1,
+            dst_port: 80,
+        });
+    }
+
+    /// The kinds of the batch's events, in order.
+    fn kinds(b: &EventBatch) -> Vec<&'static str> {
+        b.events
+            .iter()
+            .map(|e| match e {
+                Event::Syn { .. } => "syn",
+                Event::Segment { .. } => "segment",
+                Event::Query { .. } => "query",
+                Event::FilteredQuery { .. } => "filtered",
+                Event::Response { .. } => "response",
+                Event::Lookup { .. } => "lookup",
+                Event::TcpData { .. } => "tcp",
+                Event::Fragment { .. } => "fragment",
+            })
+            .collect()
+    }
+
+    /// A query, what `between` pushes, then a response: the kinds left.
+    fn after(
+        between: impl Fn(&mut EventBatch),
+        key: u64,
+        name: u64,
+        qtype: u16,
+        pair: bool,
+    ) -> Vec<&'static str> {
+        let mut b = EventBatch::default();
+        b.push_query(1, KEY, NAME, A);
+        between(&mut b);
+        let r = response(&mut b, key, name, qtype);
+        b.push_response(2, r, pair);
+        kinds(&b)
+    }
+
+    #[test]
+    fn a_response_right_after_its_query_is_paired_with_it() {
+        assert_eq!(after(|_| {}, KEY, NAME, A, true), ["lookup"]);
+        // SYNs between them stay, in their order, before the pair.
+        assert_eq!(
+            after(
+                |b| {
+                    syn(b);
+                    syn(b)
+                },
+                KEY,
+                NAME,
+                A,
+                true
+            ),
+            ["syn", "syn", "lookup"]
+        );
+        let mut b = EventBatch::default();
+        b.push_query(5, KEY, NAME, A);
+        let r = response(&mut b, KEY, NAME, A);
+        b.push_response(9, r, true);
+        assert!(matches!(
+            b.events.as_slice(),
+            [Event::Lookup {
+                ts: 9,
+                query_ts: 5,
+                index: 0,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn only_the_response_the_aggregator_would_match_is_paired() {
+        // Another key, another name, another type, or pairing off.
+        for (key, name, qtype, pair) in [
+            (KEY + 1, NAME, A, true),
+            (KEY, NAME + 1, A, true),
+            (KEY, NAME, 28, true),
+            (KEY, NAME, A, false),
+        ] {
+            assert_eq!(after(|_| {}, key, name, qtype, pair), ["query", "response"]);
+        }
+    }
+
+    #[test]
+    fn nothing_that_touches_pending_queries_may_come_between() {
+        let other_response = |b: &mut EventBatch| {
+            let r = response(b, KEY + 1, NAME, A);
+            b.push_response(2, r, true);
+        };
+        assert_eq!(
+            after(other_response, KEY, NAME, A, true),
+            ["query", "response", "response"]
+        );
+        let filtered = |b: &mut EventBatch| {
+            let q = response(b, KEY + 2, NAME, A);
+            b.push_filtered_query(1, q);
+        };
+        assert_eq!(
+            after(filtered, KEY, NAME, A, true),
+            ["query", "filtered", "response"]
+        );
+        let tcp = |b: &mut EventBatch| {
+            b.push_tcp_data(TcpDataEvent {
+                ts: 1,
+                src: Addr::V4([10, 0, 0, 1]),
+                dst: Addr::V4([10, 0, 0, 53]),
+                src_port: 4000,
+                dst_port: 53,
+                seq: 1,
+                flags: 0,
+                complete: true,
+                payload: Span::default(),
+            })
+        };
+        assert_eq!(after(tcp, KEY, NAME, A, true), ["query", "tcp", "response"]);
+        let fragment = |b: &mut EventBatch| {
+            b.push_fragment(FragmentEvent {
+                ts: 1,
+                src: Addr::V4([10, 0, 0, 53]),
+                dst: Addr::V4([10, 0, 0, 1]),
+                ident: 1,
+                offset: 0,
+                more: true,
+                payload: Span::default(),
+            })
+        };
+        assert_eq!(
+            after(fragment, KEY, NAME, A, true),
+            ["query", "fragment", "response"]
+        );
+        // A second query takes the pairing over; a batch starts afresh.
+        let second = |b: &mut EventBatch| b.push_query(1, KEY + 3, NAME, A);
+        assert_eq!(after(second, KEY, NAME, A, true), ["query", "query", "response"]);
+        let mut b = EventBatch::default();
+        b.push_query(1, KEY, NAME, A);
+        b.clear();
+        let r = response(&mut b, KEY, NAME, A);
+        b.push_response(2, r, true);
+        assert_eq!(kinds(&b), ["response"]);
     }
 }

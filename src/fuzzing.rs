@@ -147,7 +147,9 @@ fn check_batch(batch: &EventBatch) {
     };
     for ev in &batch.events {
         match *ev {
-            Event::FilteredQuery { index, .. } | Event::Response { index, .. } => {
+            Event::FilteredQuery { index, .. }
+            | Event::Response { index, .. }
+            | Event::Lookup { index, .. } => {
                 let d = &batch.dns[index as usize];
                 name_ok(d.qname);
                 assert!(d.backends.0 <= d.backends.1 && d.backends.1 as usize <= batch.backends.len());
@@ -186,6 +188,7 @@ pub fn dissect(data: &[u8]) {
     Dissector {
         all_segments: pick & 0x80 != 0,
         filter: (pick & 0x40 != 0).then(|| b"e".to_vec()),
+        pair_lookups: true,
     }
     .record(link, 0, packet, &mut batch);
     check_batch(&batch);
@@ -208,7 +211,7 @@ pub fn dns(data: &[u8]) {
         };
         match dissect::dns_event(&packet, &mut batch) {
             Ok(Some(Dns::Query(index))) => batch.events.push(Event::FilteredQuery { ts, index }),
-            Ok(Some(Dns::Response(index))) => batch.push_response(ts, index),
+            Ok(Some(Dns::Response(index))) => batch.push_response(ts, index, false),
             _ => {}
         }
     }
@@ -283,22 +286,25 @@ fn same_digest(data: &[u8]) {
 }
 
 /// The whole pipeline on arbitrary capture bytes, inline (no threads):
-/// framing, dissection, aggregation in both modes, and every output form.
+/// framing, dissection, aggregation in both modes, and every output form;
+/// with lookups paired by the workers or not, the same outcome (rows and
+/// every counter).
 pub fn pipeline(data: &[u8]) {
     let Ok((mut framer, mut pos)) = Framer::detect(data) else {
         return;
     };
-    let mut batches = Vec::new();
     let mut batch = EventBatch::default();
     // The second also filters names (-F), so both query forms are seen.
     let dissectors = [
         Dissector {
             all_segments: false,
             filter: None,
+            pair_lookups: false,
         },
         Dissector {
             all_segments: true,
             filter: Some(b"e".to_vec()),
+            pair_lookups: false,
         },
     ];
     let mut metas = Vec::new();
@@ -321,41 +327,52 @@ pub fn pipeline(data: &[u8]) {
             Frame::Incomplete(_) | Frame::Damaged(_) | Frame::Unsupported(_) => break,
         }
     }
-    for (i, dissector) in dissectors.iter().enumerate() {
-        let mut agg = Aggregator::new(aggregate::Options {
-            all_segments: i == 1,
-            all_names: i == 1,
-            filter: dissector.filter.clone(),
-            max_pending: 64,
-            max_connections: 64,
-            max_recent_syns: 64,
-            max_srv_targets: 64,
-            ..Default::default()
-        });
-        for chunk in metas.chunks(7) {
-            batch.clear();
-            for (meta, at) in chunk {
-                dissector.record(
-                    meta.link,
-                    meta.ts,
-                    &data[*at..*at + meta.caplen as usize],
-                    &mut batch,
+    for (i, unpaired) in dissectors.iter().enumerate() {
+        let mut outcomes = Vec::new();
+        for pair_lookups in [false, true] {
+            let dissector = Dissector {
+                pair_lookups,
+                ..unpaired.clone()
+            };
+            let mut agg = Aggregator::new(aggregate::Options {
+                all_segments: i == 1,
+                all_names: i == 1,
+                filter: dissector.filter.clone(),
+                max_pending: 64,
+                max_connections: 64,
+                max_recent_syns: 64,
+                max_srv_targets: 64,
+                ..Default::default()
+            });
+            for chunk in metas.chunks(7) {
+                batch.clear();
+                for (meta, at) in chunk {
+                    dissector.record(
+                        meta.link,
+                        meta.ts,
+                        &data[*at..*at + meta.caplen as usize],
+                        &mut batch,
+                    );
+                }
+                check_batch(&batch);
+                agg.apply(&batch);
+            }
+            let tsv = report::render(&agg, OutputFormat::Tsv, Style::default());
+            for line in tsv.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                assert_eq!(
+                    line.iter().filter(|&&b| b == b'\t').count(),
+                    4,
+                    "a row with a forged field"
                 );
             }
-            check_batch(&batch);
-            agg.apply(&batch);
+            for format in [OutputFormat::Jsonl, OutputFormat::Report] {
+                let _ = report::render(&agg, format, Style { terminal: i == 1 });
+            }
+            outcomes.push((tsv, report::render(&agg, OutputFormat::Json, Style::default())));
         }
-        let tsv = report::render(&agg, OutputFormat::Tsv, Style::default());
-        for line in tsv.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            assert_eq!(
-                line.iter().filter(|&&b| b == b'\t').count(),
-                4,
-                "a row with a forged field"
-            );
-        }
-        for format in [OutputFormat::Json, OutputFormat::Jsonl, OutputFormat::Report] {
-            let _ = report::render(&agg, format, Style { terminal: i == 1 });
-        }
-        batches.push(tsv);
+        assert!(
+            outcomes.first() == outcomes.last(),
+            "pairing lookups in the workers changed the outcome"
+        );
     }
 }

@@ -800,6 +800,27 @@ impl<V: Copy + Default> Generations<V> {
         evicted
     }
 
+    /// What [`Generations::insert`] of `key` followed by
+    /// [`Generations::take_if`] of the entry inserted leaves: no entry
+    /// under `key`, and the cap's eviction done if the insert would have
+    /// done it. Returns how many entries were evicted.
+    pub fn insert_taken(&mut self, key: u64) -> u64 {
+        if !self.previous.is_empty() {
+            self.previous.remove(key, |_| true);
+        }
+        if self.current.remove(key, |_| true).is_some() {
+            // The insert would have replaced it in place.
+            return 0;
+        }
+        if self.current.len() >= self.cap / 2 {
+            let evicted = self.previous.len() as u64;
+            self.previous.clear();
+            std::mem::swap(&mut self.current, &mut self.previous);
+            return evicted;
+        }
+        0
+    }
+
     pub fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }
@@ -1071,6 +1092,57 @@ mod tests {
         assert!(evicted >= 6);
         assert_eq!(g.get(19), Some(&19));
         assert_eq!(g.get(0), None);
+    }
+
+    /// The contents of both generations, for comparing two tables.
+    fn generations_of(g: &Generations<u64>) -> [Vec<(u64, u64)>; 2] {
+        [&g.current, &g.previous].map(|t| {
+            let mut v: Vec<_> = t.iter().map(|(h, &v)| (h, v)).collect();
+            v.sort_unstable();
+            v
+        })
+    }
+
+    /// `insert_taken` leaves both generations, and the evictions counted,
+    /// exactly as an insert of the key and a take of what it inserted:
+    /// through replacements, rotations and the cap, against a table that
+    /// does the two.
+    #[test]
+    fn a_query_taken_at_once_leaves_what_insert_and_take_leave() {
+        let mut paired = Generations::new(10, 12);
+        let mut model = Generations::new(10, 12);
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let (mut now, mut evicted, mut evictions) = (0u64, [0u64; 2], 0);
+        for step in 0..20_000u64 {
+            now += next(3);
+            let expired = [paired.advance(now), model.advance(now)];
+            assert_eq!(expired[0], expired[1]);
+            // Few keys, so that keys are often pending already.
+            let key = 1 + next(24);
+            if next(3) == 0 {
+                let e = paired.insert_taken(key);
+                evicted[0] += e;
+                evictions += e;
+                evicted[1] += model.insert(key, step);
+                assert_eq!(model.take_if(key, |&v| v == step), Some(step));
+            } else {
+                evicted[0] += paired.insert(key, step);
+                evicted[1] += model.insert(key, step);
+            }
+            if next(4) == 0 {
+                let key = 1 + next(24);
+                assert_eq!(paired.take_if(key, |_| true), model.take_if(key, |_| true));
+            }
+            assert_eq!(evicted[0], evicted[1], "step {step}");
+            assert_eq!(generations_of(&paired), generations_of(&model), "step {step}");
+        }
+        assert!(evictions > 0, "the cap was reached by insert_taken too");
     }
 
     #[test]

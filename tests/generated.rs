@@ -206,3 +206,87 @@ fn summaries_written_in_blocks_on_two_threads_are_the_same_bytes() {
     assert_eq!(stopped.map_err(|e| e.to_string()), Err("closed".to_string()));
     assert_eq!(calls, 4);
 }
+
+/// A response that comes right after its own query in a batch is handed
+/// to the aggregator with it, as one event: on every shared capture and
+/// on generated workloads (floods of unanswered queries with a small cap
+/// among them), in batches of 1 to 4096 records, the rows and every
+/// counter are those of the unpaired events.
+#[test]
+fn lookups_paired_by_the_workers_change_no_row_and_no_counter() {
+    use connbal::aggregate::{Aggregator, Options};
+    use connbal::cli::OutputFormat;
+    use connbal::dissect::Dissector;
+    use connbal::event::Event;
+    use connbal::generate::{Flood, FloodKind};
+    use connbal::report::{Style, render};
+
+    let mut captures: Vec<(String, Vec<u8>, bool)> = Vec::new();
+    for entry in std::fs::read_dir(crate::data("")).expect("tests/data") {
+        let path = entry.expect("an entry").path();
+        let name = path.display().to_string();
+        if [".snoop", ".pcap", ".pcapng"].iter().any(|e| name.ends_with(e)) {
+            let bytes = std::fs::read(&path).expect("a capture");
+            captures.push((name.clone(), bytes.clone(), true));
+            captures.push((name, bytes, false));
+        }
+    }
+    for (seed, streams, flood) in [
+        (21, false, None),
+        (22, true, None),
+        (23, false, Some(FloodKind::Queries)),
+        (24, false, Some(FloodKind::SrvTargets)),
+    ] {
+        let work = Workload {
+            connections: 3000,
+            clients: 15,
+            services: 10,
+            seed,
+            streams,
+            flood: flood.map(|kind| Flood { kind, count: 3000 }),
+            ..Default::default()
+        };
+        let mut bytes = Vec::new();
+        generate(&work, &mut bytes).expect("generate");
+        captures.push((format!("{work:?}"), bytes, streams));
+    }
+    let mut paired = 0;
+    for (name, bytes, all) in &captures {
+        let mut metas = Vec::new();
+        crate::common::frame_all(bytes, &mut metas);
+        for batch_records in [1, 5, 4096] {
+            let outcome = |pair_lookups: bool, paired: &mut usize| {
+                let dissector = Dissector {
+                    all_segments: *all,
+                    pair_lookups,
+                    ..Dissector::default()
+                };
+                let batches = crate::common::dissect_all(&dissector, bytes, &metas, batch_records);
+                *paired += batches
+                    .iter()
+                    .flat_map(|b| &b.events)
+                    .filter(|e| matches!(e, Event::Lookup { .. }))
+                    .count();
+                let mut agg = Aggregator::new(Options {
+                    all_segments: *all,
+                    max_pending: 500,
+                    ..Default::default()
+                });
+                for batch in &batches {
+                    agg.apply(batch);
+                }
+                let style = Style::default();
+                (
+                    render(&agg, OutputFormat::Tsv, style),
+                    render(&agg, OutputFormat::Json, style),
+                )
+            };
+            let unpaired = outcome(false, &mut paired);
+            assert!(
+                outcome(true, &mut paired) == unpaired,
+                "{name}, batches of {batch_records}: pairing changed the outcome"
+            );
+        }
+    }
+    assert!(paired > 10_000, "only {paired} lookups were paired");
+}

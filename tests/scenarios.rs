@@ -401,6 +401,42 @@ fn responses_match_only_their_query() {
     assert_eq!(outcome.aggregator.tally.responses_matched, 0);
 }
 
+/// A lookup the workers hand over with its query still ages the pending
+/// queries at the query's time: an unanswered query two generations old
+/// is forgotten by then, and its response, when it comes, is unmatched
+/// (as when nothing is paired: with `--interval`), not late.
+#[test]
+fn paired_lookups_age_the_pending_queries_as_their_queries_would() {
+    let mut s = Script::default();
+    let q = synth::dns_query(7, "w.example", TYPE_A);
+    s.packet(&synth::udp_frame(s.frame, C, synth::DNS_SERVER, 33334, 53, &q));
+    for _ in 0..3 {
+        s.wait_ms(12_000);
+        s.lookup(C, "x.example", TYPE_A, &[a("x.example", B1)], &[]);
+    }
+    let r = synth::dns_response(7, "w.example", TYPE_A, &[a("w.example", B2)], &[]);
+    s.packet(&synth::udp_frame(s.frame, synth::DNS_SERVER, C, 53, 33334, &r));
+    let unpaired = Config {
+        interval: Some(u64::MAX),
+        ..config(false)
+    };
+    for config in [config(false), unpaired] {
+        let t = summary_with(&s, &config).1.aggregator.tally;
+        assert_eq!(
+            (
+                t.queries,
+                t.responses_matched,
+                t.responses_unmatched,
+                t.responses_late,
+                t.pending_expired
+            ),
+            (4, 3, 1, 0, 1),
+            "interval {:?}",
+            config.interval
+        );
+    }
+}
+
 #[test]
 fn a_query_expires_after_ten_seconds() {
     let mut s = Script::default();
