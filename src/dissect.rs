@@ -602,6 +602,9 @@ struct Digest {
 }
 
 impl Digest {
+    /// (Inlined: returned through the stack, the `Found` was written in
+    /// pieces and read back whole, a store-forwarding stall per address.)
+    #[inline(always)]
     fn backend(&self, addr: Addr, srv: Option<Srv>) -> Found {
         let pair = table::pair_hash(&self.client, &addr);
         Found::Backend {
