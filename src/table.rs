@@ -9,11 +9,12 @@
 //! ([`FpTable::prefetch`]).
 //!
 //! Hashes come from a hasher keyed at random once per run, so an attacker
-//! cannot aim collisions. Short-lived tables (pending queries, recent SYNs,
-//! `-a` connections) are keyed by the 64-bit fingerprint alone: two keys
-//! share one with probability 2^-64 per pair. Long-lived tables (bindings,
-//! services, backends) also compare the addresses of the key, and a name
-//! by its 64-bit hash (as a response is matched to its query).
+//! cannot aim collisions. An [`FpTable`] tells its entries apart by 63 bits
+//! of the 64-bit hash (the top bit marks a slot as used): pending queries,
+//! `-a` connections and bindings by those bits alone (two keys share them
+//! with probability 2^-63 per pair); services also by their name's own
+//! 64-bit hash, and backends by their service. Recent SYNs keep fewer
+//! bits ([`SynCache`]).
 
 use std::hash::Hash;
 use std::sync::OnceLock;
@@ -390,10 +391,13 @@ fn advise_huge<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge<T>(_memory: &mut [std::mem::MaybeUninit<T>]) {}
 
-/// The stored form of a hash: 0 marks an empty slot.
+/// The stored form of a hash: 0 marks an empty slot, so the top bit is
+/// set (the home slot comes from the low bits; entries are told apart by
+/// the other 63). One instruction on every probe, where mapping 0 to 1
+/// took three (5 % of the aggregator's instructions).
 #[inline(always)]
 fn stored(hash: u64) -> u64 {
-    hash | u64::from(hash == 0)
+    hash | 1 << 63
 }
 
 #[derive(Clone, Copy, Default)]
@@ -459,7 +463,6 @@ impl<V: Copy + Default> FpTable<V> {
 
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
-        // (A hash of 0 is stored as 1, one slot on: a hint may miss it.)
         if let Some(slot) = self.slots.get(hash as usize & self.mask) {
             prefetch_line(slot);
         }
