@@ -83,6 +83,7 @@ impl Dissector {
         let packet = match ip_bytes.first().map(|b| b >> 4) {
             Some(4) => ipv4::parse(ip_bytes).map(|p| self.ip(ts, &p.into(), out)),
             Some(6) => ipv6::parse(ip_bytes).map(|p| self.ip(ts, &p.into(), out)),
+            // Another version, or no byte at all: the error `ip::parse` names.
             _ => ip::parse(ip_bytes).map(|_| ()),
         };
         if let Err(e) = packet {

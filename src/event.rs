@@ -393,8 +393,8 @@ mod tests {
     const NAME: u64 = 11;
     const A: u16 = 1;
 
-    /// A digested response in `dns` (no backends), and its index.
-    fn response(b: &mut EventBatch, key: u64, name_hash: u64, qtype: u16) -> u32 {
+    /// A digested message (no backends) in `dns`, and its index.
+    fn digested(b: &mut EventBatch, key: u64, name_hash: u64, qtype: u16) -> u32 {
         b.dns.push(DnsEvent {
             ts: 2,
             client: Addr::V4([10, 0, 0, 1]),
@@ -446,7 +446,7 @@ mod tests {
         let mut b = EventBatch::default();
         b.push_query(1, KEY, NAME, A);
         between(&mut b);
-        let r = response(&mut b, key, name, qtype);
+        let r = digested(&mut b, key, name, qtype);
         b.push_response(2, r, pair);
         kinds(&b)
     }
@@ -470,7 +470,7 @@ mod tests {
         );
         let mut b = EventBatch::default();
         b.push_query(5, KEY, NAME, A);
-        let r = response(&mut b, KEY, NAME, A);
+        let r = digested(&mut b, KEY, NAME, A);
         b.push_response(9, r, true);
         assert!(matches!(
             b.events.as_slice(),
@@ -499,7 +499,7 @@ mod tests {
     #[test]
     fn nothing_that_touches_pending_queries_may_come_between() {
         let other_response = |b: &mut EventBatch| {
-            let r = response(b, KEY + 1, NAME, A);
+            let r = digested(b, KEY + 1, NAME, A);
             b.push_response(2, r, true);
         };
         assert_eq!(
@@ -507,7 +507,7 @@ mod tests {
             ["query", "response", "response"]
         );
         let filtered = |b: &mut EventBatch| {
-            let q = response(b, KEY + 2, NAME, A);
+            let q = digested(b, KEY + 2, NAME, A);
             b.push_filtered_query(1, q);
         };
         assert_eq!(
@@ -549,7 +549,7 @@ mod tests {
         let mut b = EventBatch::default();
         b.push_query(1, KEY, NAME, A);
         b.clear();
-        let r = response(&mut b, KEY, NAME, A);
+        let r = digested(&mut b, KEY, NAME, A);
         b.push_response(2, r, true);
         assert_eq!(kinds(&b), ["response"]);
     }
