@@ -336,14 +336,15 @@ impl Aggregator {
 
     /// Applies one batch; batches must come in capture order.
     pub fn apply(&mut self, batch: &EventBatch) {
-        self.apply_until(batch, 0, u64::MAX);
+        self.apply_until(batch, 0, None);
     }
 
     /// Applies the batch's events from index `from` up to the first whose
-    /// capture time is `stop_at` or later; returns that event's index (the
-    /// number of events when all were applied). The batch's record
+    /// capture time is `stop_at` or later (all of them with `None`: no
+    /// time, not even the largest, stops it); returns that event's index
+    /// (the number of events when all were applied). The batch's record
     /// counters are added when `from` is 0.
-    pub fn apply_until(&mut self, batch: &EventBatch, from: usize, stop_at: u64) -> usize {
+    pub fn apply_until(&mut self, batch: &EventBatch, from: usize, stop_at: Option<u64>) -> usize {
         if from == 0 {
             self.counters.add(&batch.counters);
         }
@@ -358,7 +359,7 @@ impl Aggregator {
             self.prefetch_entries(ev, batch);
         }
         for (i, ev) in events.iter().enumerate() {
-            if ev.ts() >= stop_at {
+            if stop_at.is_some_and(|stop| ev.ts() >= stop) {
                 return from + i;
             }
             // What an event points to in the batch (written on another

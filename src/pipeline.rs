@@ -191,8 +191,9 @@ fn yield_to_aggregator() {
 /// Cuts the event stream at every `--interval` boundary of capture time.
 #[derive(Default)]
 struct IntervalClock {
-    /// (start of the current interval, its end)
-    current: Option<(u64, u64)>,
+    /// The current interval: its start, and its end (none when that would
+    /// lie past the largest capture time: the interval never ends).
+    current: Option<(u64, Option<u64>)>,
 }
 
 impl IntervalClock {
@@ -209,21 +210,23 @@ impl IntervalClock {
             if self.current.is_none()
                 && let Some(first) = batch.events.get(at).map(|e| e.ts())
             {
-                self.current = Some((first, first.saturating_add(every)));
+                self.current = Some((first, first.checked_add(every)));
             }
-            let stop = self.current.map_or(u64::MAX, |(_, end)| end);
-            at = agg.apply_until(batch, at, stop);
-            let Some(ts) = batch.events.get(at).map(|e| e.ts()) else {
+            let Some((start, end)) = self.current else {
+                // No event yet: only the batch's record counters.
+                agg.apply_until(batch, at, None);
                 return;
             };
-            let Some((start, end)) = self.current else { return };
+            at = agg.apply_until(batch, at, end);
+            let (Some(end), Some(ts)) = (end, batch.events.get(at).map(|e| e.ts())) else {
+                return;
+            };
             tick(agg, start, end);
-            // Intervals with nothing in them are skipped, not printed empty.
-            let mut next_end = end;
-            while next_end <= ts {
-                next_end = next_end.saturating_add(every);
-            }
-            self.current = Some((next_end.saturating_sub(every), next_end));
+            // The interval that holds `ts` (at or past `end`), found in one
+            // step: those with nothing in them are skipped, not printed
+            // empty. No overflow: the start is at most `ts`.
+            let next = end + (ts - end) / every * every;
+            self.current = Some((next, next.checked_add(every)));
         }
     }
 }
@@ -267,4 +270,44 @@ pub fn summarize(bytes: &[u8], config: &Config) -> Result<(String, Outcome), cra
     let mut out = Vec::new();
     let _ = crate::output::write_summary_tsv(&outcome.aggregator, &mut out);
     Ok((String::from_utf8_lossy(&out).into_owned(), outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+
+    fn syn(ts: u64) -> Event {
+        Event::Syn {
+            ts,
+            forward: 1,
+            syn_key: 1,
+            dst_port: 80,
+        }
+    }
+
+    /// The interval after a long gap is found in one step (with 1-ns
+    /// intervals, stepping through the empty ones took as many steps as
+    /// nanoseconds), and the last interval before the largest capture time
+    /// has no end: its events are applied, not waited on forever.
+    #[test]
+    fn intervals_step_over_gaps_and_end_at_the_largest_time() {
+        let batch = EventBatch {
+            events: vec![syn(5), syn(1_000_000_000_000_000_000), syn(u64::MAX), syn(7)],
+            ..Default::default()
+        };
+        let mut agg = Aggregator::new(aggregate::Options::default());
+        let mut ticks = Vec::new();
+        IntervalClock::default().apply(&mut agg, &batch, 1, &mut |agg: &Aggregator, start, end| {
+            ticks.push((start, end, agg.tally.syns_unattributed));
+        });
+        assert_eq!(
+            ticks,
+            [
+                (5, 6, 1),
+                (1_000_000_000_000_000_000, 1_000_000_000_000_000_001, 2)
+            ]
+        );
+        assert_eq!(agg.tally.syns_unattributed, 4, "every event applied");
+    }
 }

@@ -253,3 +253,58 @@ fn pcap_damage_and_cuts_at_many_offsets() {
         }
     }
 }
+
+/// A pcapng timestamp past the last nanosecond a u64 holds (the year 2554
+/// and on) is taken as that last nanosecond. A record with it once stopped
+/// the aggregator short (the rest of its batch was never applied: here,
+/// every row) and `--interval` never left the interval holding it.
+#[test]
+fn a_timestamp_past_the_largest_applies_the_rest_of_its_batch_and_ends_intervals() {
+    use connbal::dissect::{Dissector, Link};
+    use connbal::event::{Event, EventBatch};
+    use std::time::{Duration, Instant};
+
+    let frames = snoop_frames(&read("real_syn.snoop"));
+    let is_syn = |ts: u64, frame: &[u8]| {
+        let mut batch = EventBatch::default();
+        Dissector::default().record(Link::Ethernet, ts, frame, &mut batch);
+        matches!(batch.events.as_slice(), [Event::Syn { .. }])
+    };
+    let mut w = PcapngWriter::new(false);
+    let iface = w.interface(1, 6);
+    let mut patched = None;
+    for (ts, frame) in &frames {
+        let block = w.bytes.len();
+        w.packet(iface, *ts, frame);
+        if patched.is_none() && is_syn(*ts, frame) {
+            // The block's timestamp (after its type, length and interface):
+            // 2^64 - 1 microseconds.
+            w.bytes[block + 12..block + 20].fill(0xFF);
+            patched = Some(block);
+        }
+    }
+    assert!(patched.is_some(), "a SYN to patch");
+    expect_both_ways(&w.bytes, "far-future.pcapng", &["-q"], "real_syn.expected");
+
+    let path = temp_file("far-future-interval.pcapng", &w.bytes);
+    let mut child = crate::connbal()
+        .args(["-q", "--interval", "1"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn connbal");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("connbal --interval did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let last = stdout.rsplit("# final: ").next().expect("a final block");
+    let rows = last.split_once('\n').map_or("", |(_, rows)| rows);
+    assert_eq!(rows, text(&read("real_syn.expected")));
+}
