@@ -793,13 +793,22 @@ impl<V: Copy + Default> Generations<V> {
             *v = value;
             return 0;
         }
-        let mut evicted = 0;
-        if self.current.len() >= self.cap / 2 {
-            evicted = self.previous.len() as u64;
-            self.previous.clear();
-            std::mem::swap(&mut self.current, &mut self.previous);
-        }
+        let evicted = self.make_room();
         self.current.insert_new(key, value);
+        evicted
+    }
+
+    /// Room in the current generation for one more entry: when it holds
+    /// half the cap, the previous generation (the oldest entries) is
+    /// dropped and the current one becomes the previous. Returns how many
+    /// entries were evicted.
+    fn make_room(&mut self) -> u64 {
+        if self.current.len() < self.cap / 2 {
+            return 0;
+        }
+        let evicted = self.previous.len() as u64;
+        self.previous.clear();
+        std::mem::swap(&mut self.current, &mut self.previous);
         evicted
     }
 
@@ -815,13 +824,7 @@ impl<V: Copy + Default> Generations<V> {
             // The insert would have replaced it in place.
             return 0;
         }
-        if self.current.len() >= self.cap / 2 {
-            let evicted = self.previous.len() as u64;
-            self.previous.clear();
-            std::mem::swap(&mut self.current, &mut self.previous);
-            return evicted;
-        }
-        0
+        self.make_room()
     }
 
     pub fn len(&self) -> usize {
