@@ -1154,11 +1154,11 @@ impl Aggregator {
             .map_or(NONE, |s| s.client_slot);
         // Untracked SYNs are remembered here, so that a retransmission is
         // not a new connection even when the table is full.
-        if is_syn && self.retransmitted(t.ts, t.syn_key) {
+        if is_syn && self.retransmitted(ts, t.syn_key) {
             self.tally.syns_retransmitted += 1;
             return;
         }
-        let tracked = self.room_for_connection(client_slot, t.ts);
+        let tracked = self.room_for_connection(client_slot, ts);
         if !tracked && !is_syn {
             // With no room to follow it, a first-seen mid-stream segment
             // cannot be told from a later segment of a connection already
@@ -1166,7 +1166,7 @@ impl Aggregator {
             self.tally.conns_evicted += 1;
             return;
         }
-        self.count_connection(backend, port, t.ts);
+        self.count_connection(backend, port, ts);
         self.tally.conns_counted += 1;
         if !tracked {
             self.tally.conns_evicted += 1;

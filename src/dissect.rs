@@ -156,17 +156,19 @@ impl Dissector {
                         let reverse = table::pair_hash(&p.dst, &p.src);
                         let there = table::tuple_hash(forward, t.src_port, t.dst_port);
                         let back = table::tuple_hash(reverse, t.dst_port, t.src_port);
-                        out.push_segment(Segment {
+                        out.push_segment(
                             ts,
-                            forward,
-                            reverse,
-                            connection: table::connection_key(there, back),
-                            syn_key: if pure_syn { table::syn_key(there, t.seq) } else { 0 },
-                            seq: t.seq,
-                            src_port: t.src_port,
-                            dst_port: t.dst_port,
-                            flags: t.flags,
-                        });
+                            table::connection_key(there, back),
+                            t.flags,
+                            Segment {
+                                forward,
+                                reverse,
+                                syn_key: if pure_syn { table::syn_key(there, t.seq) } else { 0 },
+                                seq: t.seq,
+                                src_port: t.src_port,
+                                dst_port: t.dst_port,
+                            },
+                        );
                     } else if pure_syn {
                         let forward = table::pair_hash(&p.src, &p.dst);
                         let tuple = table::tuple_hash(forward, t.src_port, t.dst_port);

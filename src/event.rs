@@ -22,24 +22,22 @@ pub struct Span {
     pub len: u32,
 }
 
-/// A TCP segment, with `-a` (default mode: only SYNs, inline in
-/// [`Event::Syn`]).
+/// What the aggregator reads of a TCP segment, with `-a`, only for a SYN
+/// or a connection that is new or not counted yet (its time, connection
+/// key and flags travel in [`Event::Segment`]; default mode: only SYNs,
+/// inline in [`Event::Syn`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Segment {
-    pub ts: u64,
     /// [`crate::table::pair_hash`] of (src, dst): the source's binding to
     /// the destination.
     pub forward: u64,
     /// Of (dst, src): a segment from a backend to its client.
     pub reverse: u64,
-    /// [`crate::table::connection_key`] of the 4-tuple.
-    pub connection: u64,
     /// [`crate::table::syn_key`] (SYNs only; 0 otherwise).
     pub syn_key: u64,
     pub seq: u32,
     pub src_port: u16,
     pub dst_port: u16,
-    pub flags: u8,
 }
 
 /// A DNS query or a digested response.
@@ -294,13 +292,14 @@ impl EventBatch {
         self.events.push(Event::FilteredQuery { ts, index });
     }
 
-    pub fn push_segment(&mut self, segment: Segment) {
+    /// A segment at `ts` of the connection with key `connection`.
+    pub fn push_segment(&mut self, ts: u64, connection: u64, flags: u8, segment: Segment) {
         let index = self.segments.len() as u32;
         self.events.push(Event::Segment {
-            ts: segment.ts,
-            connection: segment.connection,
+            ts,
+            connection,
             index,
-            flags: segment.flags,
+            flags,
         });
         self.segments.push(segment);
     }
