@@ -237,20 +237,10 @@ pub struct EventBatch {
     pub counters: Counters,
     /// The records of the message being digested (worker scratch).
     pub records: Vec<Record>,
-    /// The latest query event, while only SYNs and `-a` segments have
-    /// followed it: nothing that touches the aggregator's pending queries.
-    pub open_query: Option<OpenQuery>,
-}
-
-/// A query event that the response answering it may still be paired with.
-#[derive(Clone, Copy, Debug)]
-pub struct OpenQuery {
-    /// Its place in `events`.
-    pub event: u32,
-    pub ts: u64,
-    pub key: u64,
-    pub name_hash: u64,
-    pub qtype: u16,
+    /// The place in `events` of the latest query, while only SYNs and `-a`
+    /// segments have followed it (nothing that touches the aggregator's
+    /// pending queries): the response that answers it can be paired with it.
+    pub open_query: Option<usize>,
 }
 
 impl EventBatch {
@@ -270,13 +260,7 @@ impl EventBatch {
 
     /// A query the aggregator will wait for the response of.
     pub fn push_query(&mut self, ts: u64, key: u64, name_hash: u64, qtype: u16) {
-        self.open_query = Some(OpenQuery {
-            event: self.events.len() as u32,
-            ts,
-            key,
-            name_hash,
-            qtype,
-        });
+        self.open_query = Some(self.events.len());
         self.events.push(Event::Query {
             ts,
             key,
@@ -324,19 +308,26 @@ impl EventBatch {
             return;
         };
         let (first, end) = d.backends;
-        let open = self.open_query.take().filter(|q| {
-            pair && q.key == d.key
-                && q.qtype == d.qtype
-                && q.name_hash == d.qname_hash
-                && matches!(self.events.get(q.event as usize), Some(Event::Query { .. }))
-        });
+        let open = self
+            .open_query
+            .take()
+            .filter(|_| pair)
+            .and_then(|at| match *self.events.get(at)? {
+                Event::Query {
+                    ts,
+                    key,
+                    name_hash,
+                    qtype,
+                } if key == d.key && qtype == d.qtype && name_hash == d.qname_hash => Some((at, ts)),
+                _ => None,
+            });
         match open {
-            Some(q) => {
+            Some((at, query_ts)) => {
                 // Only SYNs and segments follow it: a short move.
-                self.events.remove(q.event as usize);
+                self.events.remove(at);
                 self.events.push(Event::Lookup {
                     ts,
-                    query_ts: q.ts,
+                    query_ts,
                     index,
                     first,
                     end,
