@@ -9,6 +9,7 @@ use crate::event::{
     DnsEvent, Event, EventBatch, Found, FragmentEvent, Record, RecordData, Section, Segment, Span, Srv,
     TcpDataEvent,
 };
+use crate::memo::{Asked, ResponseMemo};
 use crate::table;
 use crate::wire::dns::{self, DnsError, DnsMessage, NameArena};
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
@@ -51,6 +52,12 @@ pub struct Dissector {
     /// handed over with it as one event ([`EventBatch::push_response`]).
     /// Off for `--interval`, whose blocks may fall between the two.
     pub pair_lookups: bool,
+    /// A response repeated but for its ID is digested from the worker's
+    /// [`ResponseMemo`] (off only to test that it changes nothing).
+    pub memoize: bool,
+    /// This worker's memo (a clone of the dissector starts with an empty
+    /// one).
+    pub memo: ResponseMemo,
 }
 
 impl Default for Dissector {
@@ -59,6 +66,8 @@ impl Default for Dissector {
             all_segments: false,
             filter: None,
             pair_lookups: true,
+            memoize: true,
+            memo: ResponseMemo::default(),
         }
     }
 }
@@ -209,6 +218,34 @@ impl Dissector {
         }
     }
 
+    /// Responses digested from the memo so far (by this worker's copy).
+    pub fn memo_hits(&self) -> u64 {
+        self.memo.hits()
+    }
+
+    /// [`dns_event`], a response from the memo where it can be.
+    fn digest(&self, packet: &DnsPacket<'_>, out: &mut EventBatch) -> Result<Option<Dns>, DnsError> {
+        // A response from any other port is no response of interest
+        // (`message_event`); the memo only holds those that were.
+        if !(self.memoize && packet.sport == DNS_PORT) {
+            return dns_event(packet, out);
+        }
+        let asked = Asked {
+            ts: packet.ts,
+            client: packet.dst,
+            server: packet.src,
+            client_port: packet.dport,
+        };
+        if let Some(index) = self.memo.recall(&asked, packet.bytes, out) {
+            return Ok(Some(Dns::Response(index)));
+        }
+        let digested = dns_event(packet, out);
+        if let Ok(Some(Dns::Response(index))) = digested {
+            self.memo.keep(packet.bytes, out, index);
+        }
+        digested
+    }
+
     fn dns(&self, packet: &DnsPacket<'_>, out: &mut EventBatch) {
         let ts = packet.ts;
         out.counters.dns_messages += 1;
@@ -223,7 +260,7 @@ impl Dissector {
             return;
         }
         let names_mark = out.names.len();
-        match dns_event(packet, out) {
+        match self.digest(packet, out) {
             Ok(Some(Dns::Query(index))) => {
                 let Some(q) = out.dns.get(index as usize).copied() else {
                     return;

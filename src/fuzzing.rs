@@ -25,7 +25,7 @@ use crate::dissect::{self, Dissector, Dns, DnsPacket, Link};
 use crate::event::{Event, EventBatch, Found, RecordData, Span};
 use crate::report::{self, Style};
 use crate::source::{Ending, Source, Spares};
-use crate::wire::dns::presentation;
+use crate::wire::dns::{presentation, presentation_string};
 
 /// A reader that hands out at most `step` bytes a call, like a pipe.
 struct Trickle {
@@ -178,26 +178,98 @@ fn check_batch(batch: &EventBatch) {
     }
 }
 
-/// Dissection of one packet, on the link type the first byte picks.
+/// Dissection of one packet, on the link type the first byte picks; with
+/// the response memo, the packet seen again (from the memo) gives what it
+/// gave the first time, and what it gives without the memo.
 pub fn dissect(data: &[u8]) {
     let Some((&pick, packet)) = data.split_first() else {
         return;
     };
     let link = LINKS[usize::from(pick) % LINKS.len()];
-    let mut batch = EventBatch::default();
-    Dissector {
+    let dissector = Dissector {
         all_segments: pick & 0x80 != 0,
         filter: (pick & 0x40 != 0).then(|| b"e".to_vec()),
-        pair_lookups: true,
+        ..Dissector::default()
+    };
+    let walked = Dissector {
+        memoize: false,
+        ..dissector.clone()
+    };
+    same_through_memo(&dissector, &walked, link, packet);
+}
+
+/// `packet` dissected without the memo, then twice with it (the second
+/// time from it, if it kept the first): the same events and counters.
+fn same_through_memo(memo: &Dissector, walked: &Dissector, link: Link, packet: &[u8]) {
+    let mut outcomes = Vec::new();
+    for d in [walked, memo, memo] {
+        let mut batch = EventBatch::default();
+        d.record(link, 0, packet, &mut batch);
+        check_batch(&batch);
+        outcomes.push((digests(&batch), batch.counters));
     }
-    .record(link, 0, packet, &mut batch);
-    check_batch(&batch);
+    assert!(
+        outcomes.iter().all(|o| *o == outcomes[0]),
+        "the response memo changed a packet's digest"
+    );
+}
+
+/// What the aggregator reads of a batch, spans resolved: its events in
+/// order, each response or query with its names and backends (a digest
+/// recalled from the memo puts its names elsewhere in the arena than a walk
+/// does).
+pub fn digests(batch: &EventBatch) -> Vec<String> {
+    let name = |span: Span| presentation_string(batch.name(span));
+    let dns = |index: u32| {
+        let Some(d) = batch.dns.get(index as usize) else {
+            return "missing".to_string();
+        };
+        let found: Vec<String> = batch
+            .backends_of(d)
+            .iter()
+            .map(|f| match *f {
+                Found::Backend { .. } => format!("{f:?}"),
+                Found::Target { name: n, hash, srv } => format!("target {} {hash:x} {srv:?}", name(n)),
+            })
+            .collect();
+        format!(
+            "{} {:?} {} {} {:x} {:x} {:x} {:?} {found:?}",
+            d.ts,
+            d.client,
+            d.qtype,
+            name(d.qname),
+            d.qname_hash,
+            d.key,
+            d.service,
+            d.ttl
+        )
+    };
+    batch
+        .events
+        .iter()
+        .map(|e| match *e {
+            Event::Response { index, .. } => format!("response {}", dns(index)),
+            Event::Lookup { query_ts, index, .. } => format!("lookup {query_ts} {}", dns(index)),
+            Event::FilteredQuery { index, .. } => format!("filtered query {}", dns(index)),
+            _ => format!("{e:?}"),
+        })
+        .collect()
 }
 
 /// One DNS message, as a response and as a query; as a response, the
-/// one-pass digest of plain A/AAAA answers and the general one agree.
+/// one-pass digest of plain A/AAAA answers and the general one agree, and
+/// so do a walk and a recall from the response memo.
 pub fn dns(data: &[u8]) {
     same_digest(data);
+    if data.len() <= 60_000 {
+        let (server, client) = (Addr::V4([10, 0, 0, 53]), Addr::V6([0xfd; 16]));
+        let frame = crate::synth::udp_frame(crate::synth::Frame::default(), server, client, 53, 40000, data);
+        let walked = Dissector {
+            memoize: false,
+            ..Dissector::default()
+        };
+        same_through_memo(&Dissector::default(), &walked, Link::Ethernet, &frame);
+    }
     let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 53]));
     let mut batch = EventBatch::default();
     for (ts, src, dst, sport, dport) in [(1, b, a, 53, 40000), (2, a, b, 40000, 53)] {
@@ -300,11 +372,13 @@ pub fn pipeline(data: &[u8]) {
             all_segments: false,
             filter: None,
             pair_lookups: false,
+            ..Dissector::default()
         },
         Dissector {
             all_segments: true,
             filter: Some(b"e".to_vec()),
             pair_lookups: false,
+            ..Dissector::default()
         },
     ];
     let mut metas = Vec::new();
@@ -329,9 +403,10 @@ pub fn pipeline(data: &[u8]) {
     }
     for (i, unpaired) in dissectors.iter().enumerate() {
         let mut outcomes = Vec::new();
-        for pair_lookups in [false, true] {
+        for (pair_lookups, memoize) in [(false, false), (true, false), (true, true)] {
             let dissector = Dissector {
                 pair_lookups,
+                memoize,
                 ..unpaired.clone()
             };
             let mut agg = Aggregator::new(aggregate::Options {
@@ -371,8 +446,8 @@ pub fn pipeline(data: &[u8]) {
             outcomes.push((tsv, report::render(&agg, OutputFormat::Json, Style::default())));
         }
         assert!(
-            outcomes.first() == outcomes.last(),
-            "pairing lookups in the workers changed the outcome"
+            outcomes.iter().all(|o| Some(o) == outcomes.first()),
+            "pairing lookups in the workers, or the response memo, changed the outcome"
         );
     }
 }

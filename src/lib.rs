@@ -28,6 +28,7 @@ pub mod event;
 pub mod fuzzing;
 pub mod generate;
 pub mod intern;
+pub mod memo;
 pub mod output;
 pub mod pipeline;
 pub mod reassembly;

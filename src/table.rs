@@ -91,21 +91,24 @@ pub fn chunk_at(bytes: &[u8], at: usize) -> (u64, u64) {
 /// off, each pair folded with keys into the running hash (as wyhash does).
 pub struct NameHash {
     h: u64,
+    /// The keys, fetched once rather than at every chunk.
+    s: &'static [u64; 16],
 }
 
 impl NameHash {
     #[inline(always)]
     pub fn new(len: usize) -> Self {
+        let s = seeds();
         NameHash {
-            h: seeds()[6] ^ len as u64,
+            h: s[6] ^ len as u64,
+            s,
         }
     }
 
     /// The next 16 bytes of the name.
     #[inline(always)]
     pub fn chunk(&mut self, a: u64, b: u64) {
-        let s = seeds();
-        self.h = fold(a ^ s[7], b ^ self.h);
+        self.h = fold(a ^ self.s[7], b ^ self.h);
     }
 
     /// The last bytes of the name: `left` (1 to 16) of these 16.
@@ -121,7 +124,7 @@ impl NameHash {
 
     #[inline(always)]
     pub fn finish(self) -> u64 {
-        finish(self.h, seeds())
+        finish(self.h, self.s)
     }
 }
 

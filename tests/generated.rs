@@ -212,8 +212,11 @@ fn summaries_written_in_blocks_on_two_threads_are_the_same_bytes() {
 /// on generated workloads (floods of unanswered queries with a small cap
 /// among them), in batches of 1 to 4096 records, the rows and every
 /// counter are those of the unpaired events.
+/// Two shortcuts of the workers change nothing the aggregator makes of
+/// the events: pairing a response with its query, and digesting a response
+/// seen before from the response memo.
 #[test]
-fn lookups_paired_by_the_workers_change_no_row_and_no_counter() {
+fn paired_lookups_and_recalled_responses_change_no_row_and_no_counter() {
     use connbal::aggregate::{Aggregator, Options};
     use connbal::cli::OutputFormat;
     use connbal::dissect::Dissector;
@@ -250,23 +253,25 @@ fn lookups_paired_by_the_workers_change_no_row_and_no_counter() {
         generate(&work, &mut bytes).expect("generate");
         captures.push((format!("{work:?}"), bytes, streams));
     }
-    let mut paired = 0;
+    let (mut paired, mut recalled) = (0, 0);
     for (name, bytes, all) in &captures {
         let mut metas = Vec::new();
         crate::common::frame_all(bytes, &mut metas);
         for batch_records in [1, 5, 4096] {
-            let outcome = |pair_lookups: bool, paired: &mut usize| {
+            let mut outcome = |pair_lookups: bool, memoize: bool| {
                 let dissector = Dissector {
                     all_segments: *all,
                     pair_lookups,
+                    memoize,
                     ..Dissector::default()
                 };
                 let batches = crate::common::dissect_all(&dissector, bytes, &metas, batch_records);
-                *paired += batches
+                paired += batches
                     .iter()
                     .flat_map(|b| &b.events)
                     .filter(|e| matches!(e, Event::Lookup { .. }))
                     .count();
+                recalled += dissector.memo_hits();
                 let mut agg = Aggregator::new(Options {
                     all_segments: *all,
                     max_pending: 500,
@@ -281,12 +286,17 @@ fn lookups_paired_by_the_workers_change_no_row_and_no_counter() {
                     render(&agg, OutputFormat::Json, style),
                 )
             };
-            let unpaired = outcome(false, &mut paired);
+            let plain = outcome(false, false);
             assert!(
-                outcome(true, &mut paired) == unpaired,
+                outcome(true, false) == plain,
                 "{name}, batches of {batch_records}: pairing changed the outcome"
+            );
+            assert!(
+                outcome(false, true) == plain,
+                "{name}, batches of {batch_records}: the response memo changed the outcome"
             );
         }
     }
     assert!(paired > 10_000, "only {paired} lookups were paired");
+    assert!(recalled > 10_000, "only {recalled} responses were recalled");
 }

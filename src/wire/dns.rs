@@ -284,6 +284,19 @@ impl NameArena {
         self.len = self.buf.len();
     }
 
+    /// Appends a name in folded wire form with its terminator, as
+    /// [`read_name`] writes one (a name kept from an earlier message), the
+    /// slack kept after it; where it starts.
+    pub fn push_name(&mut self, name: &[u8]) -> usize {
+        let start = self.len;
+        self.len = start + name.len();
+        self.make_room();
+        if let Some(to) = self.buf.get_mut(start..self.len) {
+            to.copy_from_slice(name);
+        }
+        start
+    }
+
     fn make_room(&mut self) {
         if self.buf.len() < self.len + NAME_SLACK {
             let size = (self.len + NAME_SLACK).max(self.buf.len() * 2).max(4096);

@@ -1,0 +1,490 @@
+//! A worker's memory of the DNS responses it digested last.
+//!
+//! A busy client asks for the same few names over and over, and its
+//! resolver answers with the same bytes each time but for the message ID
+//! (until a TTL counts down, or a round-robin set turns). Digesting a
+//! response walks every name and record in it: 1,500 instructions for four
+//! A records, 4,000 for three SRV records with their addresses. A response
+//! whose bytes after the ID equal those of one digested before gives the
+//! same digest, which depends on nothing else but the packet's addresses,
+//! ports and ID: the question, the TTL, the addresses with their SRV data,
+//! the targets left without one. So the memo keeps those per message, and a
+//! repeat costs a fingerprint of its bytes, one comparison with the copy
+//! kept, and the hashes of its (client, address) pairs.
+//!
+//! The memo is exact: a hit is taken only when every byte from offset 2 to
+//! the end equals the kept copy, so the digest is the one the walk would
+//! have made. It is bounded: 2,048 entries, each of a message of at most
+//! [`MAX_MESSAGE`] bytes with at most [`MAX_FOUND`] backends and
+//! [`MAX_NAMES`] bytes of names (about 3 MB at most a worker, whatever
+//! the capture). A message it cannot hold is digested each time, as
+//! before. A flood of distinct responses only replaces entries: each miss
+//! costs the fingerprint and one copy, a few percent of its digest.
+
+use std::cell::RefCell;
+
+use crate::addr::Addr;
+use crate::event::{DnsEvent, EventBatch, Found, Span, Srv};
+use crate::table;
+
+/// Ways of a set: entries whose fingerprints share their low bits.
+const WAYS: usize = 4;
+/// Sets (a power of two).
+const SETS: usize = 512;
+/// The longest message kept (bytes).
+pub const MAX_MESSAGE: usize = 512;
+/// The most backends (and SRV targets without an address) a kept digest has.
+pub const MAX_FOUND: usize = 16;
+/// The most bytes of names (the question and those targets) a kept digest has.
+pub const MAX_NAMES: usize = 512;
+
+/// What a response gave, less what depends on its client.
+#[derive(Clone, Copy, Debug)]
+enum Kept {
+    Backend {
+        addr: Addr,
+        srv: Option<Srv>,
+    },
+    /// A target's name at `start..start + len` of the entry's names.
+    Target {
+        start: u16,
+        len: u16,
+        hash: u64,
+        srv: Srv,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// The message from its byte 2 on (the ID left out).
+    message: Vec<u8>,
+    qtype: u16,
+    qname_hash: u64,
+    ttl: Option<u32>,
+    /// The question's name (`qname_len` bytes), then the targets'.
+    names: Vec<u8>,
+    qname_len: usize,
+    found: Vec<Kept>,
+}
+
+/// The fingerprints of a set's entries (0: empty) and when each was last
+/// used: one cache line.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct Set {
+    hash: [u64; WAYS],
+    used: [u64; WAYS],
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    sets: Vec<Set>,
+    entries: Vec<Entry>,
+    clock: u64,
+    hits: u64,
+}
+
+/// A worker's memo (see the module's text). A clone starts empty: each
+/// worker keeps its own.
+#[derive(Debug, Default)]
+pub struct ResponseMemo {
+    table: RefCell<Table>,
+}
+
+impl Clone for ResponseMemo {
+    fn clone(&self) -> Self {
+        ResponseMemo::default()
+    }
+}
+
+/// What a response's packet adds to its digest: who asked, whom, from
+/// which port, under which ID.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked {
+    pub ts: u64,
+    pub client: Addr,
+    pub server: Addr,
+    pub client_port: u16,
+}
+
+/// The fingerprint of a message (its bytes from offset 2; never 0, its
+/// low bits left to pick the set): its
+/// length, its first 32 bytes (the header's counts, most of the question)
+/// and its last 32 (the last records' data). Two answers for one name that
+/// differ only in between (a TTL counted down) share a set, and are told
+/// apart by the comparison of their bytes.
+fn fingerprint(message: &[u8]) -> u64 {
+    let n = message.len();
+    if n <= 64 {
+        return table::name_hash(message) | 1 << 63;
+    }
+    let mut h = table::NameHash::new(n);
+    for at in [0, 16, n - 32, n - 16] {
+        let (a, b) = table::chunk_at(message, at);
+        h.chunk(a, b);
+    }
+    h.finish() | 1 << 63
+}
+
+impl ResponseMemo {
+    /// Responses digested from the memo so far.
+    pub fn hits(&self) -> u64 {
+        self.table.borrow().hits
+    }
+
+    /// The digest of `bytes` (a whole DNS response) if it was kept: its
+    /// event pushed to `out.dns`, its names and backends to `out`; the
+    /// event's index. `None` leaves `out` as it was.
+    pub fn recall(&self, asked: &Asked, bytes: &[u8], out: &mut EventBatch) -> Option<u32> {
+        let (id, message) = split_id(bytes)?;
+        let mut table = self.table.borrow_mut();
+        let t = &mut *table;
+        if t.sets.is_empty() {
+            return None;
+        }
+        let hash = fingerprint(message);
+        let set_index = hash as usize & (SETS - 1);
+        let set = t.sets.get_mut(set_index)?;
+        let way = (0..WAYS).find(|&w| {
+            set.hash.get(w) == Some(&hash)
+                && t.entries
+                    .get(set_index * WAYS + w)
+                    .is_some_and(|e| e.message == message)
+        })?;
+        t.clock += 1;
+        if let Some(u) = set.used.get_mut(way) {
+            *u = t.clock;
+        }
+        t.hits += 1;
+        let e = t.entries.get(set_index * WAYS + way)?;
+        let client = asked.client;
+        let qname = push_name(out, e.names.get(..e.qname_len).unwrap_or(&[]));
+        let service = table::service_hash(&client, e.qname_hash);
+        let first = out.backends.len() as u32;
+        for kept in &e.found {
+            let found = match *kept {
+                Kept::Backend { addr, srv } => {
+                    let pair = table::pair_hash(&client, &addr);
+                    Found::Backend {
+                        addr,
+                        pair,
+                        key: table::backend_hash(service, pair),
+                        srv,
+                    }
+                }
+                Kept::Target {
+                    start,
+                    len,
+                    hash,
+                    srv,
+                } => {
+                    let (start, len) = (usize::from(start), usize::from(len));
+                    let name = push_name(out, e.names.get(start..start + len).unwrap_or(&[]));
+                    Found::Target { name, hash, srv }
+                }
+            };
+            out.backends.push(found);
+        }
+        out.dns.push(DnsEvent {
+            ts: asked.ts,
+            client,
+            qtype: e.qtype,
+            qname,
+            qname_hash: e.qname_hash,
+            key: table::query_key(&client, &asked.server, asked.client_port, id),
+            service,
+            backends: (first, out.backends.len() as u32),
+            ttl: e.ttl,
+        });
+        Some(out.dns.len() as u32 - 1)
+    }
+
+    /// Keeps the digest of `bytes` just made (event `index` of `out`), in
+    /// place of the least recently used entry of its set; a digest too big
+    /// to keep is not.
+    pub fn keep(&self, bytes: &[u8], out: &EventBatch, index: u32) {
+        let Some((_, message)) = split_id(bytes) else {
+            return;
+        };
+        let Some(ev) = out.dns.get(index as usize) else {
+            return;
+        };
+        let (first, end) = ev.backends;
+        let Some(found) = out.backends.get(first as usize..end as usize) else {
+            return;
+        };
+        if message.len() > MAX_MESSAGE || found.len() > MAX_FOUND {
+            return;
+        }
+        let qname = out.name(ev.qname);
+        let target_bytes: usize = found
+            .iter()
+            .map(|f| match f {
+                Found::Target { name, .. } => name.len as usize,
+                Found::Backend { .. } => 0,
+            })
+            .sum();
+        if qname.len() + target_bytes > MAX_NAMES {
+            return;
+        }
+        let mut table = self.table.borrow_mut();
+        let t = &mut *table;
+        if t.sets.is_empty() {
+            t.sets = vec![Set::default(); SETS];
+            t.entries.resize_with(SETS * WAYS, Entry::default);
+        }
+        let hash = fingerprint(message);
+        let set_index = hash as usize & (SETS - 1);
+        let Some(set) = t.sets.get_mut(set_index) else {
+            return;
+        };
+        // An empty way has `used` 0, the oldest of all.
+        let way = (0..WAYS)
+            .min_by_key(|&w| set.used.get(w).copied().unwrap_or(0))
+            .unwrap_or(0);
+        t.clock += 1;
+        if let (Some(h), Some(u)) = (set.hash.get_mut(way), set.used.get_mut(way)) {
+            *h = hash;
+            *u = t.clock;
+        }
+        let Some(e) = t.entries.get_mut(set_index * WAYS + way) else {
+            return;
+        };
+        e.message.clear();
+        e.message.extend_from_slice(message);
+        e.qtype = ev.qtype;
+        e.qname_hash = ev.qname_hash;
+        e.ttl = ev.ttl;
+        e.names.clear();
+        e.names.extend_from_slice(qname);
+        e.qname_len = qname.len();
+        e.found.clear();
+        for f in found {
+            let kept = match *f {
+                Found::Backend { addr, srv, .. } => Kept::Backend { addr, srv },
+                Found::Target { name, hash, srv } => {
+                    let start = e.names.len() as u16;
+                    e.names.extend_from_slice(out.name(name));
+                    Kept::Target {
+                        start,
+                        len: name.len as u16,
+                        hash,
+                        srv,
+                    }
+                }
+            };
+            e.found.push(kept);
+        }
+    }
+}
+
+/// A message's ID and the bytes after it.
+fn split_id(bytes: &[u8]) -> Option<(u16, &[u8])> {
+    let (id, message) = bytes.split_first_chunk::<2>()?;
+    Some((u16::from_be_bytes(*id), message))
+}
+
+/// Appends a kept name to the batch's arena; its span.
+fn push_name(out: &mut EventBatch, name: &[u8]) -> Span {
+    Span {
+        start: out.names.push_name(name) as u32,
+        len: name.len() as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dissect::{Dissector, Link};
+    use crate::fuzzing::digests;
+    use crate::synth::{Frame, Rr, dns_response, udp_frame};
+    use crate::wire::dns::{TYPE_A, TYPE_AAAA, TYPE_SRV};
+
+    const SERVER: Addr = Addr::V4([10, 0, 0, 53]);
+
+    fn a(name: &str, last: u8, ttl: u32) -> Rr {
+        Rr::A(name.into(), [192, 0, 2, last], ttl)
+    }
+
+    fn srv(name: &str, port: u16, target: &str) -> Rr {
+        Rr::Srv {
+            name: name.into(),
+            priority: 1,
+            weight: port,
+            port,
+            target: target.into(),
+            ttl: 60,
+        }
+    }
+
+    /// Responses of every shape the digest knows.
+    fn responses(id: u16) -> Vec<Vec<u8>> {
+        let web = "www.example.com";
+        let svc = "_web._tcp.example.com";
+        vec![
+            dns_response(
+                id,
+                web,
+                TYPE_A,
+                &[a(web, 1, 300), a(web, 2, 300), a(web, 3, 200)],
+                &[],
+            ),
+            dns_response(
+                id,
+                "v6.example.com",
+                TYPE_AAAA,
+                &[Rr::Aaaa("v6.example.com".into(), [0x20; 16], 30)],
+                &[],
+            ),
+            dns_response(
+                id,
+                "alias.example.com",
+                TYPE_A,
+                &[
+                    Rr::Cname("alias.example.com".into(), web.into(), 50),
+                    a(web, 9, 400),
+                ],
+                &[],
+            ),
+            // With the targets' addresses, and with one left to look up.
+            dns_response(
+                id,
+                svc,
+                TYPE_SRV,
+                &[srv(svc, 8080, "b1.example.com"), srv(svc, 8081, "b2.example.com")],
+                &[a("b1.example.com", 7, 100)],
+            ),
+        ]
+    }
+
+    /// Every response of [`responses`] to each client in turn, each client
+    /// with its own IDs and port, through one dissector; the batch.
+    fn dissected(d: &Dissector, clients: &[Addr]) -> EventBatch {
+        let mut batch = EventBatch::default();
+        for (c, &client) in clients.iter().enumerate() {
+            for (k, msg) in responses(100 + c as u16).iter().enumerate() {
+                let frame = udp_frame(Frame::default(), SERVER, client, 53, 40000 + c as u16, msg);
+                d.record(Link::Ethernet, (c * 10 + k) as u64, &frame, &mut batch);
+            }
+        }
+        batch
+    }
+
+    fn walker() -> Dissector {
+        Dissector {
+            memoize: false,
+            ..Dissector::default()
+        }
+    }
+
+    #[test]
+    fn a_recalled_response_digests_as_its_walk_for_its_own_client_port_and_id() {
+        let clients = [
+            Addr::V4([10, 1, 0, 1]),
+            Addr::V4([10, 1, 0, 1]),
+            Addr::V4([10, 1, 0, 2]),
+            Addr::V6([0xfd; 16]),
+        ];
+        let memo = Dissector::default();
+        let recalled = dissected(&memo, &clients);
+        let walked = dissected(&walker(), &clients);
+        // The first client's are walked and kept; every other is recalled.
+        let n = responses(0).len() as u64;
+        assert_eq!(memo.memo_hits(), n * (clients.len() as u64 - 1));
+        assert_eq!(walker().memo_hits(), 0);
+        assert_eq!(recalled.dns.len(), walked.dns.len());
+        assert_eq!(digests(&recalled), digests(&walked));
+        assert_eq!(recalled.counters, walked.counters);
+        // The SRV target without an address came back as a target.
+        assert!(
+            digests(&recalled)
+                .iter()
+                .filter(|d| d.contains("target b2.example.com."))
+                .count()
+                == clients.len()
+        );
+    }
+
+    #[test]
+    fn a_response_that_differs_after_its_id_is_walked_again() {
+        let client = Addr::V4([10, 1, 0, 1]);
+        let web = "www.example.com";
+        let memo = Dissector::default();
+        let mut batch = EventBatch::default();
+        for ttl in [300, 299, 300] {
+            let msg = dns_response(7, web, TYPE_A, &[a(web, 1, ttl), a(web, 2, 300)], &[]);
+            let frame = udp_frame(Frame::default(), SERVER, client, 53, 40000, &msg);
+            memo.record(Link::Ethernet, 1, &frame, &mut batch);
+        }
+        // Only the third equals one kept.
+        assert_eq!(memo.memo_hits(), 1);
+        let ttls: Vec<_> = batch.dns.iter().map(|d| d.ttl).collect();
+        assert_eq!(ttls, [Some(300), Some(299), Some(300)]);
+    }
+
+    #[test]
+    fn a_response_from_another_port_or_too_big_to_keep_is_never_recalled() {
+        let client = Addr::V4([10, 1, 0, 1]);
+        let web = "w.io";
+        let memo = Dissector::default();
+        let small = dns_response(7, web, TYPE_A, &[a(web, 1, 300)], &[]);
+        let many: Vec<Rr> = (0..=MAX_FOUND as u8).map(|k| a(web, k, 300)).collect();
+        let wide = dns_response(7, web, TYPE_A, &many, &[]);
+        let long_name = format!("{}.example.com", vec!["x".repeat(50); 4].join("."));
+        let long_answers: Vec<Rr> = (1..=3).map(|k| a(&long_name, k, 300)).collect();
+        let long = dns_response(7, &long_name, TYPE_A, &long_answers, &[]);
+        assert!(wide.len() <= MAX_MESSAGE && long.len() > MAX_MESSAGE);
+        let mut batch = EventBatch::default();
+        for _ in 0..3 {
+            // A response sent to port 53 from another is no response
+            // connbal follows.
+            for (msg, sport, dport) in [(&small, 5353, 53), (&wide, 53, 40000), (&long, 53, 40000)] {
+                let frame = udp_frame(Frame::default(), SERVER, client, sport, dport, msg);
+                memo.record(Link::Ethernet, 1, &frame, &mut batch);
+            }
+        }
+        assert_eq!(memo.memo_hits(), 0);
+        // Walked each time.
+        assert_eq!(batch.counters.dns_ignored, 3);
+        assert_eq!(batch.dns.len(), 6);
+        assert!(batch.dns.iter().all(|d| d.backends.1 > d.backends.0));
+    }
+
+    #[test]
+    fn the_memo_holds_its_bound_and_recalls_the_latest_used() {
+        let client = Addr::V4([10, 1, 0, 1]);
+        let memo = Dissector::default();
+        let mut batch = EventBatch::default();
+        let msg = |i: usize| {
+            let name = format!("n{i}.example.com");
+            dns_response(7, &name, TYPE_A, &[a(&name, 1, 300)], &[])
+        };
+        let send = |i: usize, batch: &mut EventBatch| {
+            let frame = udp_frame(Frame::default(), SERVER, client, 53, 40000, &msg(i));
+            batch.clear();
+            memo.record(Link::Ethernet, 1, &frame, batch);
+        };
+        let all = 4 * SETS * WAYS;
+        for i in 0..all {
+            send(i, &mut batch);
+        }
+        {
+            let t = memo.memo.table.borrow();
+            assert_eq!(t.entries.len(), SETS * WAYS);
+            assert!(
+                t.entries
+                    .iter()
+                    .all(|e| !e.message.is_empty() && e.message.len() <= MAX_MESSAGE)
+            );
+        }
+        // The latest are kept; the first are long gone.
+        let hits = memo.memo_hits();
+        send(all - 1, &mut batch);
+        assert_eq!(memo.memo_hits(), hits + 1);
+        send(0, &mut batch);
+        assert_eq!(memo.memo_hits(), hits + 1);
+        // A clone starts empty.
+        let copy = memo.clone();
+        assert!(copy.memo.table.borrow().entries.is_empty());
+    }
+}
