@@ -5,6 +5,7 @@
 //!   STAGES_CONNECTIONS=1000000 cargo bench --bench stages
 //!   STAGES_FILE=/tmp/syn.snoop cargo bench --bench stages   # a capture file
 //!   STAGES_MESSAGES=1000000 cargo bench --bench stages      # one frame of each kind
+//!   STAGES_MEMO=0 ...                      # no response recalled from the memo
 //!
 //! Prints ns per record for framing (the reader's work), dissection (the
 //! parser workers') and aggregation (the aggregator's), the best of
@@ -105,9 +106,12 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
     let n = metas.len() as f64;
     let dissector = Dissector {
         all_segments: all,
+        // STAGES_MEMO=0: every response walked, none recalled.
+        memoize: std::env::var("STAGES_MEMO").map_or(true, |v| v != "0"),
         ..Dissector::default()
     };
     let mut batches = dissect_all(&dissector, bytes, &metas, BATCH);
+    eprintln!("{name}: {} responses recalled from the memo", dissector.memo_hits());
     let (t_dissect, ()) = best(runs, || dissect_pass(&dissector, bytes, &metas, &mut batches));
     let events: usize = batches.iter().map(|b| b.events.len()).sum();
     let (t_aggregate, _) = best(runs, || aggregate_pass(all, &batches));

@@ -38,34 +38,24 @@ pub const MAX_FOUND: usize = 16;
 /// The most bytes of names (the question and those targets) a kept digest has.
 pub const MAX_NAMES: usize = 512;
 
-/// What a response gave, less what depends on its client.
-#[derive(Clone, Copy, Debug)]
-enum Kept {
-    Backend {
-        addr: Addr,
-        srv: Option<Srv>,
-    },
-    /// A target's name at `start..start + len` of the entry's names.
-    Target {
-        start: u16,
-        len: u16,
-        hash: u64,
-        srv: Srv,
-    },
-}
-
-#[derive(Debug, Default)]
-struct Entry {
-    /// The message from its byte 2 on (the ID left out).
-    message: Vec<u8>,
-    qtype: u16,
-    qname_hash: u64,
-    ttl: Option<u32>,
-    /// The question's name (`qname_len` bytes), then the targets'.
-    names: Vec<u8>,
-    qname_len: usize,
-    found: Vec<Kept>,
-}
+// An entry is one block of bytes, so that a recall follows no pointer:
+// once the set has told the way, every line it reads lies at a known
+// place. The header (`HEAD` bytes), then the message from its byte 2 and
+// the names (the question's, then the targets'), then `FOUND` bytes for
+// each backend or target, from `FOUND_AT`.
+//
+//   header: 0 message length (u16), 2 question name length (u16), 4 names
+//   length (u16), 6 backends and targets (u8), 7 whether there is a TTL,
+//   8 query type (u16), 12 TTL (u32), 16 question name hash (u64)
+//   backend: 0 its family (4 or 6), 1 whether SRV data follows, 2 port,
+//   4 priority, 6 weight (u16 each), 8 the address (4 or 16 bytes)
+//   target: 0 `TARGET`, 2 port, 4 priority, 6 weight, 8 its name's hash
+//   (u64), 16 where its name starts among the names, 18 its length (u16)
+const HEAD: usize = 24;
+const FOUND_AT: usize = HEAD + MAX_MESSAGE + MAX_NAMES;
+const FOUND: usize = 24;
+const ENTRY: usize = FOUND_AT + MAX_FOUND * FOUND;
+const TARGET: u8 = 1;
 
 /// The fingerprints of a set's entries (0: empty) and when each was last
 /// used: one cache line.
@@ -79,7 +69,9 @@ struct Set {
 #[derive(Debug, Default)]
 struct Table {
     sets: Vec<Set>,
-    entries: Vec<Entry>,
+    /// `SETS * WAYS` entries of `ENTRY` bytes, allocated zeroed at the
+    /// first keep (pages are touched as entries are written).
+    entries: Vec<u8>,
     clock: u64,
     hits: u64,
 }
@@ -97,8 +89,8 @@ impl Clone for ResponseMemo {
     }
 }
 
-/// What a response's packet adds to its digest: who asked, whom, from
-/// which port, under which ID.
+/// What a response's packet adds to its digest: when it came, who asked,
+/// whom, and from which port.
 #[derive(Clone, Copy, Debug)]
 pub struct Asked {
     pub ts: u64,
@@ -108,11 +100,11 @@ pub struct Asked {
 }
 
 /// The fingerprint of a message (its bytes from offset 2; never 0, its
-/// low bits left to pick the set): its
-/// length, its first 32 bytes (the header's counts, most of the question)
-/// and its last 32 (the last records' data). Two answers for one name that
-/// differ only in between (a TTL counted down) share a set, and are told
-/// apart by the comparison of their bytes.
+/// low bits left to pick the set): its length, its first 32 bytes (the
+/// header's counts, most of the question) and its last 32 (the last
+/// records' data). Two answers for one name that differ only in between
+/// (a TTL counted down) share a set, and are told apart by the comparison
+/// of their bytes.
 fn fingerprint(message: &[u8]) -> u64 {
     let n = message.len();
     if n <= 64 {
@@ -124,6 +116,51 @@ fn fingerprint(message: &[u8]) -> u64 {
         h.chunk(a, b);
     }
     h.finish() | 1 << 63
+}
+
+fn get_u16(b: &[u8], at: usize) -> u16 {
+    b.get(at..at + 2)
+        .and_then(|x| x.try_into().ok())
+        .map_or(0, u16::from_le_bytes)
+}
+
+fn get_u32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .and_then(|x| x.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+fn get_u64(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .and_then(|x| x.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+fn put(b: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(to) = b.get_mut(at..at + bytes.len()) {
+        to.copy_from_slice(bytes);
+    }
+}
+
+/// An entry's message (the bytes after the ID).
+fn message_of(e: &[u8]) -> &[u8] {
+    let len = usize::from(get_u16(e, 0));
+    e.get(HEAD..HEAD + len).unwrap_or(&[])
+}
+
+fn srv_at(f: &[u8]) -> Srv {
+    Srv {
+        port: get_u16(f, 2),
+        priority: get_u16(f, 4),
+        weight: get_u16(f, 6),
+    }
+}
+
+/// Writes SRV data into the backend or target record at `rec`.
+fn put_srv(e: &mut [u8], rec: usize, srv: &Srv) {
+    put(e, rec + 2, &srv.port.to_le_bytes());
+    put(e, rec + 4, &srv.priority.to_le_bytes());
+    put(e, rec + 6, &srv.weight.to_le_bytes());
 }
 
 impl ResponseMemo {
@@ -145,42 +182,51 @@ impl ResponseMemo {
         let hash = fingerprint(message);
         let set_index = hash as usize & (SETS - 1);
         let set = t.sets.get_mut(set_index)?;
-        let way = (0..WAYS).find(|&w| {
-            set.hash.get(w) == Some(&hash)
-                && t.entries
-                    .get(set_index * WAYS + w)
-                    .is_some_and(|e| e.message == message)
-        })?;
+        let entry = |w: usize| {
+            let at = (set_index * WAYS + w) * ENTRY;
+            t.entries.get(at..at + ENTRY).unwrap_or(&[])
+        };
+        let way = (0..WAYS).find(|&w| set.hash.get(w) == Some(&hash) && message_of(entry(w)) == message)?;
         t.clock += 1;
         if let Some(u) = set.used.get_mut(way) {
             *u = t.clock;
         }
         t.hits += 1;
-        let e = t.entries.get(set_index * WAYS + way)?;
+        let e = entry(way);
+        let message_len = usize::from(get_u16(e, 0));
+        let names_at = HEAD + message_len;
+        let names = e
+            .get(names_at..names_at + usize::from(get_u16(e, 4)))
+            .unwrap_or(&[]);
         let client = asked.client;
-        let qname = push_name(out, e.names.get(..e.qname_len).unwrap_or(&[]));
-        let service = table::service_hash(&client, e.qname_hash);
+        let qname = push_name(out, names.get(..usize::from(get_u16(e, 2))).unwrap_or(&[]));
+        let qname_hash = get_u64(e, 16);
+        let service = table::service_hash(&client, qname_hash);
         let first = out.backends.len() as u32;
-        for kept in &e.found {
-            let found = match *kept {
-                Kept::Backend { addr, srv } => {
-                    let pair = table::pair_hash(&client, &addr);
-                    Found::Backend {
-                        addr,
-                        pair,
-                        key: table::backend_hash(service, pair),
-                        srv,
-                    }
+        let found_len = usize::from(e.get(6).copied().unwrap_or(0));
+        let found = e.get(FOUND_AT..FOUND_AT + found_len * FOUND).unwrap_or(&[]);
+        for f in found.chunks_exact(FOUND) {
+            let kind = f.first().copied().unwrap_or(0);
+            let found = if kind == TARGET {
+                let start = usize::from(get_u16(f, 16));
+                let len = usize::from(get_u16(f, 18));
+                Found::Target {
+                    name: push_name(out, names.get(start..start + len).unwrap_or(&[])),
+                    hash: get_u64(f, 8),
+                    srv: srv_at(f),
                 }
-                Kept::Target {
-                    start,
-                    len,
-                    hash,
-                    srv,
-                } => {
-                    let (start, len) = (usize::from(start), usize::from(len));
-                    let name = push_name(out, e.names.get(start..start + len).unwrap_or(&[]));
-                    Found::Target { name, hash, srv }
+            } else {
+                let addr = match (kind, f.get(8..24)) {
+                    (6, Some(a)) => Addr::V6(a.try_into().ok()?),
+                    (_, Some(a)) => Addr::V4(a.get(..4)?.try_into().ok()?),
+                    _ => return None,
+                };
+                let pair = table::pair_hash(&client, &addr);
+                Found::Backend {
+                    addr,
+                    pair,
+                    key: table::backend_hash(service, pair),
+                    srv: (f.get(1) == Some(&1)).then(|| srv_at(f)),
                 }
             };
             out.backends.push(found);
@@ -188,13 +234,13 @@ impl ResponseMemo {
         out.dns.push(DnsEvent {
             ts: asked.ts,
             client,
-            qtype: e.qtype,
+            qtype: get_u16(e, 8),
             qname,
-            qname_hash: e.qname_hash,
+            qname_hash,
             key: table::query_key(&client, &asked.server, asked.client_port, id),
             service,
             backends: (first, out.backends.len() as u32),
-            ttl: e.ttl,
+            ttl: (e.get(7) == Some(&1)).then(|| get_u32(e, 12)),
         });
         Some(out.dns.len() as u32 - 1)
     }
@@ -231,7 +277,7 @@ impl ResponseMemo {
         let t = &mut *table;
         if t.sets.is_empty() {
             t.sets = vec![Set::default(); SETS];
-            t.entries.resize_with(SETS * WAYS, Entry::default);
+            t.entries = vec![0; SETS * WAYS * ENTRY];
         }
         let hash = fingerprint(message);
         let set_index = hash as usize & (SETS - 1);
@@ -247,34 +293,45 @@ impl ResponseMemo {
             *h = hash;
             *u = t.clock;
         }
-        let Some(e) = t.entries.get_mut(set_index * WAYS + way) else {
+        let at = (set_index * WAYS + way) * ENTRY;
+        let Some(e) = t.entries.get_mut(at..at + ENTRY) else {
             return;
         };
-        e.message.clear();
-        e.message.extend_from_slice(message);
-        e.qtype = ev.qtype;
-        e.qname_hash = ev.qname_hash;
-        e.ttl = ev.ttl;
-        e.names.clear();
-        e.names.extend_from_slice(qname);
-        e.qname_len = qname.len();
-        e.found.clear();
-        for f in found {
-            let kept = match *f {
-                Found::Backend { addr, srv, .. } => Kept::Backend { addr, srv },
-                Found::Target { name, hash, srv } => {
-                    let start = e.names.len() as u16;
-                    e.names.extend_from_slice(out.name(name));
-                    Kept::Target {
-                        start,
-                        len: name.len as u16,
-                        hash,
-                        srv,
-                    }
+        put(e, 0, &(message.len() as u16).to_le_bytes());
+        put(e, 2, &(qname.len() as u16).to_le_bytes());
+        put(e, 6, &[found.len() as u8, u8::from(ev.ttl.is_some())]);
+        put(e, 8, &ev.qtype.to_le_bytes());
+        put(e, 12, &ev.ttl.unwrap_or(0).to_le_bytes());
+        put(e, 16, &ev.qname_hash.to_le_bytes());
+        put(e, HEAD, message);
+        let names_at = HEAD + message.len();
+        put(e, names_at, qname);
+        let mut names_len = qname.len();
+        for (i, f) in found.iter().enumerate() {
+            let rec = FOUND_AT + i * FOUND;
+            match *f {
+                Found::Backend { addr, srv, .. } => {
+                    let (family, octets): (u8, &[u8]) = match &addr {
+                        Addr::V4(a) => (4, a),
+                        Addr::V6(a) => (6, a),
+                    };
+                    put(e, rec, &[family, u8::from(srv.is_some())]);
+                    put_srv(e, rec, &srv.unwrap_or_default());
+                    put(e, rec + 8, octets);
                 }
-            };
-            e.found.push(kept);
+                Found::Target { name, hash, srv } => {
+                    put(e, rec, &[TARGET]);
+                    put_srv(e, rec, &srv);
+                    put(e, rec + 8, &hash.to_le_bytes());
+                    put(e, rec + 16, &(names_len as u16).to_le_bytes());
+                    put(e, rec + 18, &(name.len as u16).to_le_bytes());
+                    let target = out.name(name);
+                    put(e, names_at + names_len, target);
+                    names_len += target.len();
+                }
+            }
         }
+        put(e, 4, &(names_len as u16).to_le_bytes());
     }
 }
 
@@ -470,11 +527,11 @@ mod tests {
         }
         {
             let t = memo.memo.table.borrow();
-            assert_eq!(t.entries.len(), SETS * WAYS);
+            assert_eq!(t.entries.len(), SETS * WAYS * ENTRY);
             assert!(
                 t.entries
-                    .iter()
-                    .all(|e| !e.message.is_empty() && e.message.len() <= MAX_MESSAGE)
+                    .chunks_exact(ENTRY)
+                    .all(|e| !message_of(e).is_empty() && message_of(e).len() <= MAX_MESSAGE)
             );
         }
         // The latest are kept; the first are long gone.
