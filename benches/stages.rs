@@ -111,7 +111,10 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
         ..Dissector::default()
     };
     let mut batches = dissect_all(&dissector, bytes, &metas, BATCH);
-    eprintln!("{name}: {} responses recalled from the memo", dissector.memo_hits());
+    eprintln!(
+        "{name}: {} responses recalled from the memo",
+        dissector.memo_hits()
+    );
     let (t_dissect, ()) = best(runs, || dissect_pass(&dissector, bytes, &metas, &mut batches));
     let events: usize = batches.iter().map(|b| b.events.len()).sum();
     let (t_aggregate, _) = best(runs, || aggregate_pass(all, &batches));

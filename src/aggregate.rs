@@ -890,6 +890,7 @@ impl Aggregator {
     /// response), notes an SRV port, and binds the client to it. `key` is
     /// the backend's [`backend_hash`], `pair` the binding's hash.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn add_backend(&mut self, service: u32, key: u64, addr: Addr, pair: u64, srv: Option<Srv>, expires: u64) {
         if service == NONE {
             return;
