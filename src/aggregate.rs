@@ -912,24 +912,11 @@ impl Aggregator {
                 id
             }
         };
-        // The client's binding to the address now names this backend.
-        if !self.backends.get(id as usize).is_some_and(|b| b.bound) {
-            let previous = match self.bindings.get_mut(pair, |_| true) {
-                Some(b) => std::mem::replace(b, id),
-                None => {
-                    self.bindings.insert_new(pair, id);
-                    NONE
-                }
-            };
-            if let Some(b) = self.backends.get_mut(previous as usize) {
-                b.bound = false;
-            }
-        }
         let serial = self.response_serial;
         let Some(b) = self.backends.get_mut(id as usize) else {
             return;
         };
-        b.bound = true;
+        let was_bound = std::mem::replace(&mut b.bound, true);
         if b.last_response != serial {
             b.last_response = serial;
             b.dns += 1;
@@ -938,6 +925,23 @@ impl Aggregator {
         if let Some(srv) = srv {
             b.srv_priority = srv.priority;
             b.srv_weight = srv.weight;
+        }
+        // The client's binding to the address now names this backend.
+        if !was_bound {
+            let previous = match self.bindings.get_mut(pair, |_| true) {
+                Some(b) => std::mem::replace(b, id),
+                None => {
+                    self.bindings.insert_new(pair, id);
+                    NONE
+                }
+            };
+            if previous != id
+                && let Some(b) = self.backends.get_mut(previous as usize)
+            {
+                b.bound = false;
+            }
+        }
+        if let Some(srv) = srv {
             self.add_srv_port(id, srv.port);
         }
     }

@@ -463,7 +463,7 @@ fn message_event(p: &DnsPacket<'_>, out: &mut EventBatch, plain: bool) -> Result
     ev.service = table::service_hash(&client, qname_hash);
     let first = out.backends.len();
     let mut digest = Digest {
-        client,
+        pair_start: table::pair_start(&client),
         service: ev.service,
         chain: [Span::default(); 1 + MAX_CNAME_LINKS],
         chain_len: 1,
@@ -632,7 +632,8 @@ fn read_records(
 
 /// A response reduced to what it gives the client (SPEC §4).
 struct Digest {
-    client: Addr,
+    /// The client's [`table::pair_start`].
+    pair_start: u64,
     /// The response's [`table::service_hash`].
     service: u64,
     /// The asked name and the CNAME targets reached from it.
@@ -646,7 +647,7 @@ impl Digest {
     /// pieces and read back whole, a store-forwarding stall per address.)
     #[inline(always)]
     fn backend(&self, addr: Addr, srv: Option<Srv>) -> Found {
-        let pair = table::pair_hash(&self.client, &addr);
+        let pair = table::pair_hash_of(self.pair_start, &addr);
         Found::Backend {
             addr,
             pair,

@@ -202,6 +202,7 @@ impl ResponseMemo {
         let qname = push_name(out, names.get(..usize::from(get_u16(e, 2))).unwrap_or(&[]));
         let qname_hash = get_u64(e, 16);
         let service = table::service_hash(&client, qname_hash);
+        let pair_start = table::pair_start(&client);
         let first = out.backends.len() as u32;
         let found_len = usize::from(e.get(6).copied().unwrap_or(0));
         let found = e.get(FOUND_AT..FOUND_AT + found_len * FOUND).unwrap_or(&[]);
@@ -221,7 +222,7 @@ impl ResponseMemo {
                     (_, Some(a)) => Addr::V4(a.get(..4)?.try_into().ok()?),
                     _ => return None,
                 };
-                let pair = table::pair_hash(&client, &addr);
+                let pair = table::pair_hash_of(pair_start, &addr);
                 Found::Backend {
                     addr,
                     pair,

@@ -198,8 +198,22 @@ fn finish(h: u64, s: &[u64; 16]) -> u64 {
 /// to that address.
 #[inline]
 pub fn pair_hash(client: &Addr, addr: &Addr) -> u64 {
+    pair_hash_of(pair_start(client), addr)
+}
+
+/// What [`pair_hash`] makes of the client alone: computed once for all
+/// the addresses of a response.
+#[inline(always)]
+pub fn pair_start(client: &Addr) -> u64 {
     let s = seeds();
-    finish(mix_addr(mix_addr(s[8], client, first(s)), addr, second(s)), s)
+    mix_addr(s[8], client, first(s))
+}
+
+/// [`pair_hash`] from the client's [`pair_start`].
+#[inline(always)]
+pub fn pair_hash_of(start: u64, addr: &Addr) -> u64 {
+    let s = seeds();
+    finish(mix_addr(start, addr, second(s)), s)
 }
 
 /// The hash of a (client, name) service, from the name's [`name_hash`].
