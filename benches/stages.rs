@@ -6,6 +6,7 @@
 //!   STAGES_FILE=/tmp/syn.snoop cargo bench --bench stages   # a capture file
 //!   STAGES_MESSAGES=1000000 cargo bench --bench stages      # one frame of each kind
 //!   STAGES_MEMO=0 ...                      # no response recalled from the memo
+//!   STAGES_MISS=1 STAGES_MESSAGES=...      # each response new to the memo
 //!
 //! Prints ns per record for framing (the reader's work), dissection (the
 //! parser workers') and aggregation (the aggregator's), the best of
@@ -107,7 +108,7 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
     let dissector = Dissector {
         all_segments: all,
         // STAGES_MEMO=0: every response walked, none recalled.
-        memoize: std::env::var("STAGES_MEMO").map_or(true, |v| v != "0"),
+        memoize: memo_on(),
         ..Dissector::default()
     };
     let mut batches = dissect_all(&dissector, bytes, &metas, BATCH);
@@ -135,9 +136,17 @@ fn stages(name: &str, bytes: &[u8], all: bool, runs: usize) {
 
 /// Each kind of frame alone, dissected `n` times (one named function per
 /// kind, so that callgrind can count each).
+///
+/// A response is recalled from the memo after its first time; with
+/// `STAGES_MEMO=0` it is walked every time, and with `STAGES_MISS=1` its
+/// first TTL changes every time (each one a miss, walked and kept).
 fn messages(n: usize) {
     let frames = sample_frames();
-    let dissector = Dissector::default();
+    let dissector = Dissector {
+        memoize: memo_on(),
+        ..Dissector::default()
+    };
+    let miss = std::env::var("STAGES_MISS").is_ok_and(|v| v == "1");
     let all = Dissector {
         all_segments: true,
         ..Dissector::default()
@@ -149,7 +158,7 @@ fn messages(n: usize) {
             continue;
         }
         let start = Instant::now();
-        let f: fn(&Dissector, &[u8], &mut EventBatch, usize) = match *name {
+        let f: fn(&Dissector, &[u8], &mut EventBatch, usize, Option<usize>) = match *name {
             "syn" => msg_syn,
             "segment_ack" => msg_segment,
             "query" => msg_query,
@@ -158,7 +167,8 @@ fn messages(n: usize) {
             _ => msg_srv,
         };
         let d = if *name == "segment_ack" { &all } else { &dissector };
-        f(d, frame, &mut batch, n);
+        let vary = if miss { first_ttl(frame) } else { None };
+        f(d, frame, &mut batch, n, vary);
         let ns = start.elapsed().as_nanos() as f64 / n as f64;
         println!(
             "message  {name:<18} {:>4} bytes  dissection {ns:>6.1} ns",
@@ -253,47 +263,70 @@ fn agg_syn(agg: &mut Aggregator, batch: &EventBatch, rounds: usize) {
     apply_rounds(agg, batch, rounds, 1);
 }
 
+/// Whether responses may be recalled from the memo (`STAGES_MEMO=0`: no).
+fn memo_on() -> bool {
+    std::env::var("STAGES_MEMO").map_or(true, |v| v != "0")
+}
+
+/// Where the TTL of a response frame's first answer lies (the first TTL
+/// of 300 after the DNS header), if it has one.
+fn first_ttl(frame: &[u8]) -> Option<usize> {
+    (54..frame.len().saturating_sub(4)).find(|&i| frame[i..i + 4] == 300u32.to_be_bytes())
+}
+
 /// `salt` keeps the per-kind wrappers below distinct functions (the
 /// compiler would merge identical ones, and callgrind count them as one).
-fn dissect_frame(d: &Dissector, frame: &[u8], batch: &mut EventBatch, n: usize, salt: u8) {
+/// With `vary`, the two low bytes of the TTL there change every time.
+fn dissect_frame(
+    d: &Dissector,
+    frame: &[u8],
+    batch: &mut EventBatch,
+    n: usize,
+    vary: Option<usize>,
+    salt: u8,
+) {
     black_box(salt);
+    let mut frame = frame.to_vec();
     for i in 0..n {
         if i % 1024 == 0 {
             batch.clear();
         }
-        d.record(Link::Ethernet, 1, black_box(frame), batch);
+        if let Some(at) = vary {
+            frame[at + 2..at + 4].copy_from_slice(&(i as u16).to_be_bytes());
+        }
+        d.record(Link::Ethernet, 1, black_box(&frame), batch);
     }
     black_box(batch.events.len());
 }
 
 #[inline(never)]
-fn msg_syn(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n, 0);
+fn msg_syn(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize, vary: Option<usize>) {
+    dissect_frame(d, f, b, n, vary, 0);
 }
 
 #[inline(never)]
-fn msg_segment(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n, 5);
+fn msg_segment(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize, vary: Option<usize>) {
+    dissect_frame(d, f, b, n, vary, 5);
 }
 
 #[inline(never)]
-fn msg_query(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n, 1);
+fn msg_query(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize, vary: Option<usize>) {
+    dissect_frame(d, f, b, n, vary, 1);
 }
 
 #[inline(never)]
-fn msg_a(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n, 2);
+fn msg_a(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize, vary: Option<usize>) {
+    dissect_frame(d, f, b, n, vary, 2);
 }
 
 #[inline(never)]
-fn msg_cname(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n, 3);
+fn msg_cname(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize, vary: Option<usize>) {
+    dissect_frame(d, f, b, n, vary, 3);
 }
 
 #[inline(never)]
-fn msg_srv(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize) {
-    dissect_frame(d, f, b, n, 4);
+fn msg_srv(d: &Dissector, f: &[u8], b: &mut EventBatch, n: usize, vary: Option<usize>) {
+    dissect_frame(d, f, b, n, vary, 4);
 }
 
 fn main() {

@@ -236,12 +236,13 @@ impl Dissector {
             server: packet.src,
             client_port: packet.dport,
         };
-        if let Some(index) = self.memo.recall(&asked, packet.bytes, out) {
-            return Ok(Some(Dns::Response(index)));
-        }
+        let miss = match self.memo.recall(&asked, packet.bytes, out) {
+            Ok(index) => return Ok(Some(Dns::Response(index))),
+            Err(miss) => miss,
+        };
         let digested = dns_event(packet, out);
         if let Ok(Some(Dns::Response(index))) = digested {
-            self.memo.keep(packet.bytes, out, index);
+            self.memo.keep(miss, out, index);
         }
         digested
     }

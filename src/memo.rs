@@ -8,18 +8,22 @@
 //! whose bytes after the ID equal those of one digested before gives the
 //! same digest, which depends on nothing else but the packet's addresses,
 //! ports and ID: the question, the TTL, the addresses with their SRV data,
-//! the targets left without one. So the memo keeps those per message, and a
-//! repeat costs a fingerprint of its bytes, one comparison with the copy
-//! kept, and the hashes of its (client, address) pairs.
+//! the targets left without one. So the memo keeps those under the
+//! message's fingerprint, and a repeat costs the fingerprint, a look at
+//! one set and the hashes of its (client, address) pairs.
 //!
-//! The memo is exact: a hit is taken only when every byte from offset 2 to
-//! the end equals the kept copy, so the digest is the one the walk would
-//! have made. It is bounded: 2,048 entries, each of a message of at most
-//! [`MAX_MESSAGE`] bytes with at most [`MAX_FOUND`] backends and
-//! [`MAX_NAMES`] bytes of names (about 3 MB at most a worker, whatever
-//! the capture). A message it cannot hold is digested each time, as
-//! before. A flood of distinct responses only replaces entries: each miss
-//! costs the fingerprint and one copy, a few percent of its digest.
+//! A message is known by its fingerprint alone: the keyed 64-bit hash of
+//! every byte after its ID (per-run secret keys, as every table of connbal
+//! finds its keys), so that an entry need not hold the message, and a
+//! recall reads a few cache lines of a table that stays in L2. A false
+//! recall needs two messages to share 63 secret-keyed bits. The memo is
+//! bounded: 2,048 entries, each with at most [`MAX_FOUND`] backends and
+//! [`MAX_NAMES`] bytes of names (under 2 MB a worker, whatever the
+//! capture); a digest it cannot hold is walked each time, as before. A
+//! response is kept the second time it is seen in a short while (each set
+//! remembers the fingerprints of the last four it did not keep), so that
+//! one seen once costs the memo its fingerprint and a look at the set, not
+//! a copy; a flood of distinct responses only replaces entries.
 
 use std::cell::RefCell;
 
@@ -31,8 +35,6 @@ use crate::table;
 const WAYS: usize = 4;
 /// Sets (a power of two).
 const SETS: usize = 512;
-/// The longest message kept (bytes).
-pub const MAX_MESSAGE: usize = 512;
 /// The most backends (and SRV targets without an address) a kept digest has.
 pub const MAX_FOUND: usize = 16;
 /// The most bytes of names (the question and those targets) a kept digest has.
@@ -40,30 +42,41 @@ pub const MAX_NAMES: usize = 512;
 
 // An entry is one block of bytes, so that a recall follows no pointer:
 // once the set has told the way, every line it reads lies at a known
-// place. The header (`HEAD` bytes), then the message from its byte 2 and
-// the names (the question's, then the targets'), then `FOUND` bytes for
-// each backend or target, from `FOUND_AT`.
+// place and next to the one before. The header (`HEAD` bytes), then
+// `FOUND` bytes for each backend or target, then the names (the
+// question's, then the targets').
 //
-//   header: 0 message length (u16), 2 question name length (u16), 4 names
-//   length (u16), 6 backends and targets (u8), 7 whether there is a TTL,
-//   8 query type (u16), 12 TTL (u32), 16 question name hash (u64)
+//   header: 0 backends and targets (u8), 1 whether there is a TTL, 2
+//   question name length (u16), 4 names length (u16), 6 query type (u16),
+//   8 TTL (u32), 16 question name hash (u64)
 //   backend: 0 its family (4 or 6), 1 whether SRV data follows, 2 port,
 //   4 priority, 6 weight (u16 each), 8 the address (4 or 16 bytes)
 //   target: 0 `TARGET`, 2 port, 4 priority, 6 weight, 8 its name's hash
 //   (u64), 16 where its name starts among the names, 18 its length (u16)
 const HEAD: usize = 24;
-const FOUND_AT: usize = HEAD + MAX_MESSAGE + MAX_NAMES;
 const FOUND: usize = 24;
-const ENTRY: usize = FOUND_AT + MAX_FOUND * FOUND;
+const ENTRY: usize = HEAD + MAX_FOUND * FOUND + MAX_NAMES;
 const TARGET: u8 = 1;
 
 /// The fingerprints of a set's entries (0: empty) and when each was last
-/// used: one cache line.
+/// used (one cache line, all a hit reads of it), then those of the last
+/// messages that missed it and were not kept.
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C, align(64))]
 struct Set {
     hash: [u64; WAYS],
     used: [u64; WAYS],
+    seen: [u64; WAYS],
+    next_seen: usize,
+}
+
+/// A response the memo did not hold: its fingerprint, and whether it is to
+/// be kept once digested (the second time in a short while it is seen: a
+/// response seen once costs the memo no copy).
+#[derive(Clone, Copy, Debug)]
+pub struct Miss {
+    hash: u64,
+    keep: bool,
 }
 
 #[derive(Debug, Default)]
@@ -99,23 +112,13 @@ pub struct Asked {
     pub client_port: u16,
 }
 
-/// The fingerprint of a message (its bytes from offset 2; never 0, its
-/// low bits left to pick the set): its length, its first 32 bytes (the
-/// header's counts, most of the question) and its last 32 (the last
-/// records' data). Two answers for one name that differ only in between
-/// (a TTL counted down) share a set, and are told apart by the comparison
-/// of their bytes.
+/// The fingerprint of a message: its bytes from offset 2, every one of
+/// them (never 0; its low bits pick the set). Answers that differ in a
+/// single byte (a TTL counted down) have different fingerprints, so that a
+/// set is only compared byte by byte with what is likely the same
+/// message, and a message is only kept when that very message was seen.
 fn fingerprint(message: &[u8]) -> u64 {
-    let n = message.len();
-    if n <= 64 {
-        return table::name_hash(message) | 1 << 63;
-    }
-    let mut h = table::NameHash::new(n);
-    for at in [0, 16, n - 32, n - 16] {
-        let (a, b) = table::chunk_at(message, at);
-        h.chunk(a, b);
-    }
-    h.finish() | 1 << 63
+    table::name_hash(message) | 1 << 63
 }
 
 fn get_u16(b: &[u8], at: usize) -> u16 {
@@ -142,12 +145,6 @@ fn put(b: &mut [u8], at: usize, bytes: &[u8]) {
     }
 }
 
-/// An entry's message (the bytes after the ID).
-fn message_of(e: &[u8]) -> &[u8] {
-    let len = usize::from(get_u16(e, 0));
-    e.get(HEAD..HEAD + len).unwrap_or(&[])
-}
-
 fn srv_at(f: &[u8]) -> Srv {
     Srv {
         port: get_u16(f, 2),
@@ -171,30 +168,38 @@ impl ResponseMemo {
 
     /// The digest of `bytes` (a whole DNS response) if it was kept: its
     /// event pushed to `out.dns`, its names and backends to `out`; the
-    /// event's index. `None` leaves `out` as it was.
-    pub fn recall(&self, asked: &Asked, bytes: &[u8], out: &mut EventBatch) -> Option<u32> {
-        let (id, message) = split_id(bytes)?;
+    /// event's index. A miss leaves `out` as it was, and tells
+    /// [`ResponseMemo::keep`] what it needs.
+    pub fn recall(&self, asked: &Asked, bytes: &[u8], out: &mut EventBatch) -> Result<u32, Miss> {
+        let mut miss = Miss { hash: 0, keep: false };
+        let (id, message) = split_id(bytes).ok_or(miss)?;
         let mut table = self.table.borrow_mut();
         let t = &mut *table;
         if t.sets.is_empty() {
-            return None;
+            t.sets = vec![Set::default(); SETS];
         }
-        let hash = fingerprint(message);
-        let set_index = hash as usize & (SETS - 1);
-        let set = t.sets.get_mut(set_index)?;
-        let entry = |w: usize| {
-            let at = (set_index * WAYS + w) * ENTRY;
-            t.entries.get(at..at + ENTRY).unwrap_or(&[])
+        miss.hash = fingerprint(message);
+        let set_index = miss.hash as usize & (SETS - 1);
+        let set = t.sets.get_mut(set_index).ok_or(miss)?;
+        let Some(way) = set.hash.iter().position(|&h| h == miss.hash) else {
+            miss.keep = set.seen.contains(&miss.hash);
+            if !miss.keep {
+                if let Some(slot) = set.seen.get_mut(set.next_seen % WAYS) {
+                    *slot = miss.hash;
+                }
+                set.next_seen = set.next_seen.wrapping_add(1);
+            }
+            return Err(miss);
         };
-        let way = (0..WAYS).find(|&w| set.hash.get(w) == Some(&hash) && message_of(entry(w)) == message)?;
         t.clock += 1;
         if let Some(u) = set.used.get_mut(way) {
             *u = t.clock;
         }
         t.hits += 1;
-        let e = entry(way);
-        let message_len = usize::from(get_u16(e, 0));
-        let names_at = HEAD + message_len;
+        let at = (set_index * WAYS + way) * ENTRY;
+        let e = t.entries.get(at..at + ENTRY).unwrap_or(&[]);
+        let found_len = usize::from(e.first().copied().unwrap_or(0));
+        let names_at = HEAD + found_len * FOUND;
         let names = e
             .get(names_at..names_at + usize::from(get_u16(e, 4)))
             .unwrap_or(&[]);
@@ -204,8 +209,7 @@ impl ResponseMemo {
         let service = table::service_hash(&client, qname_hash);
         let pair_start = table::pair_start(&client);
         let first = out.backends.len() as u32;
-        let found_len = usize::from(e.get(6).copied().unwrap_or(0));
-        let found = e.get(FOUND_AT..FOUND_AT + found_len * FOUND).unwrap_or(&[]);
+        let found = e.get(HEAD..names_at).unwrap_or(&[]);
         for f in found.chunks_exact(FOUND) {
             let kind = f.first().copied().unwrap_or(0);
             let found = if kind == TARGET {
@@ -217,10 +221,12 @@ impl ResponseMemo {
                     srv: srv_at(f),
                 }
             } else {
+                // (Every kept record has its address: the arms that give
+                // none cannot be taken.)
                 let addr = match (kind, f.get(8..24)) {
-                    (6, Some(a)) => Addr::V6(a.try_into().ok()?),
-                    (_, Some(a)) => Addr::V4(a.get(..4)?.try_into().ok()?),
-                    _ => return None,
+                    (6, Some(a)) => Addr::V6(a.try_into().unwrap_or_default()),
+                    (_, Some(a)) => Addr::V4(a.get(..4).and_then(|a| a.try_into().ok()).unwrap_or_default()),
+                    _ => Addr::V4([0; 4]),
                 };
                 let pair = table::pair_hash_of(pair_start, &addr);
                 Found::Backend {
@@ -235,24 +241,24 @@ impl ResponseMemo {
         out.dns.push(DnsEvent {
             ts: asked.ts,
             client,
-            qtype: get_u16(e, 8),
+            qtype: get_u16(e, 6),
             qname,
             qname_hash,
             key: table::query_key(&client, &asked.server, asked.client_port, id),
             service,
             backends: (first, out.backends.len() as u32),
-            ttl: (e.get(7) == Some(&1)).then(|| get_u32(e, 12)),
+            ttl: (e.get(1) == Some(&1)).then(|| get_u32(e, 8)),
         });
-        Some(out.dns.len() as u32 - 1)
+        Ok(out.dns.len() as u32 - 1)
     }
 
-    /// Keeps the digest of `bytes` just made (event `index` of `out`), in
-    /// place of the least recently used entry of its set; a digest too big
-    /// to keep is not.
-    pub fn keep(&self, bytes: &[u8], out: &EventBatch, index: u32) {
-        let Some((_, message)) = split_id(bytes) else {
+    /// Keeps the digest of `bytes` just made (event `index` of `out`) after
+    /// `miss`, if it said so, in place of the least recently used entry of
+    /// its set; a digest too big to keep is not.
+    pub fn keep(&self, miss: Miss, out: &EventBatch, index: u32) {
+        if !miss.keep {
             return;
-        };
+        }
         let Some(ev) = out.dns.get(index as usize) else {
             return;
         };
@@ -260,7 +266,7 @@ impl ResponseMemo {
         let Some(found) = out.backends.get(first as usize..end as usize) else {
             return;
         };
-        if message.len() > MAX_MESSAGE || found.len() > MAX_FOUND {
+        if found.len() > MAX_FOUND {
             return;
         }
         let qname = out.name(ev.qname);
@@ -276,12 +282,10 @@ impl ResponseMemo {
         }
         let mut table = self.table.borrow_mut();
         let t = &mut *table;
-        if t.sets.is_empty() {
-            t.sets = vec![Set::default(); SETS];
+        if t.entries.is_empty() {
             t.entries = vec![0; SETS * WAYS * ENTRY];
         }
-        let hash = fingerprint(message);
-        let set_index = hash as usize & (SETS - 1);
+        let set_index = miss.hash as usize & (SETS - 1);
         let Some(set) = t.sets.get_mut(set_index) else {
             return;
         };
@@ -291,25 +295,23 @@ impl ResponseMemo {
             .unwrap_or(0);
         t.clock += 1;
         if let (Some(h), Some(u)) = (set.hash.get_mut(way), set.used.get_mut(way)) {
-            *h = hash;
+            *h = miss.hash;
             *u = t.clock;
         }
         let at = (set_index * WAYS + way) * ENTRY;
         let Some(e) = t.entries.get_mut(at..at + ENTRY) else {
             return;
         };
-        put(e, 0, &(message.len() as u16).to_le_bytes());
+        put(e, 0, &[found.len() as u8, u8::from(ev.ttl.is_some())]);
         put(e, 2, &(qname.len() as u16).to_le_bytes());
-        put(e, 6, &[found.len() as u8, u8::from(ev.ttl.is_some())]);
-        put(e, 8, &ev.qtype.to_le_bytes());
-        put(e, 12, &ev.ttl.unwrap_or(0).to_le_bytes());
+        put(e, 6, &ev.qtype.to_le_bytes());
+        put(e, 8, &ev.ttl.unwrap_or(0).to_le_bytes());
         put(e, 16, &ev.qname_hash.to_le_bytes());
-        put(e, HEAD, message);
-        let names_at = HEAD + message.len();
+        let names_at = HEAD + found.len() * FOUND;
         put(e, names_at, qname);
         let mut names_len = qname.len();
         for (i, f) in found.iter().enumerate() {
-            let rec = FOUND_AT + i * FOUND;
+            let rec = HEAD + i * FOUND;
             match *f {
                 Found::Backend { addr, srv, .. } => {
                     let (family, octets): (u8, &[u8]) = match &addr {
@@ -446,9 +448,10 @@ mod tests {
         let memo = Dissector::default();
         let recalled = dissected(&memo, &clients);
         let walked = dissected(&walker(), &clients);
-        // The first client's are walked and kept; every other is recalled.
+        // The first two clients' are walked (the second's kept); the
+        // others are recalled.
         let n = responses(0).len() as u64;
-        assert_eq!(memo.memo_hits(), n * (clients.len() as u64 - 1));
+        assert_eq!(memo.memo_hits(), n * (clients.len() as u64 - 2));
         assert_eq!(walker().memo_hits(), 0);
         assert_eq!(recalled.dns.len(), walked.dns.len());
         assert_eq!(digests(&recalled), digests(&walked));
@@ -469,15 +472,15 @@ mod tests {
         let web = "www.example.com";
         let memo = Dissector::default();
         let mut batch = EventBatch::default();
-        for ttl in [300, 299, 300] {
+        for ttl in [300, 300, 299, 300] {
             let msg = dns_response(7, web, TYPE_A, &[a(web, 1, ttl), a(web, 2, 300)], &[]);
             let frame = udp_frame(Frame::default(), SERVER, client, 53, 40000, &msg);
             memo.record(Link::Ethernet, 1, &frame, &mut batch);
         }
-        // Only the third equals one kept.
+        // Kept the second time; only the fourth equals one kept.
         assert_eq!(memo.memo_hits(), 1);
         let ttls: Vec<_> = batch.dns.iter().map(|d| d.ttl).collect();
-        assert_eq!(ttls, [Some(300), Some(299), Some(300)]);
+        assert_eq!(ttls, [Some(300), Some(300), Some(299), Some(300)]);
     }
 
     #[test]
@@ -488,10 +491,18 @@ mod tests {
         let small = dns_response(7, web, TYPE_A, &[a(web, 1, 300)], &[]);
         let many: Vec<Rr> = (0..=MAX_FOUND as u8).map(|k| a(web, k, 300)).collect();
         let wide = dns_response(7, web, TYPE_A, &many, &[]);
-        let long_name = format!("{}.example.com", vec!["x".repeat(50); 4].join("."));
-        let long_answers: Vec<Rr> = (1..=3).map(|k| a(&long_name, k, 300)).collect();
-        let long = dns_response(7, &long_name, TYPE_A, &long_answers, &[]);
-        assert!(wide.len() <= MAX_MESSAGE && long.len() > MAX_MESSAGE);
+        // Four SRV targets left to look up, with names of 160 bytes.
+        let svc = "_x._tcp.w.io";
+        let targets: Vec<Rr> = (1..=4u16)
+            .map(|k| {
+                srv(
+                    svc,
+                    k,
+                    &format!("t{k}.{}.example.com", vec!["x".repeat(48); 3].join(".")),
+                )
+            })
+            .collect();
+        let long = dns_response(7, svc, TYPE_SRV, &targets, &[]);
         let mut batch = EventBatch::default();
         for _ in 0..3 {
             // A response sent to port 53 from another is no response
@@ -522,8 +533,14 @@ mod tests {
             batch.clear();
             memo.record(Link::Ethernet, 1, &frame, batch);
         };
+        // Seen once, nothing is copied.
+        for i in 0..SETS {
+            send(i, &mut batch);
+        }
+        assert!(memo.memo.table.borrow().entries.is_empty());
         let all = 4 * SETS * WAYS;
         for i in 0..all {
+            send(i, &mut batch);
             send(i, &mut batch);
         }
         {
@@ -532,7 +549,7 @@ mod tests {
             assert!(
                 t.entries
                     .chunks_exact(ENTRY)
-                    .all(|e| !message_of(e).is_empty() && message_of(e).len() <= MAX_MESSAGE)
+                    .all(|e| e.first() == Some(&1) && get_u16(e, 4) > 0)
             );
         }
         // The latest are kept; the first are long gone.
