@@ -17,8 +17,8 @@
 //! finds its keys), so that an entry need not hold the message, and a
 //! recall reads a few cache lines of a table that stays in L2. A false
 //! recall needs two messages to share 63 secret-keyed bits. The memo is
-//! bounded: 2,048 entries, each with at most [`MAX_FOUND`] backends and
-//! [`MAX_NAMES`] bytes of names (under 2 MB a worker, whatever the
+//! bounded: 2,048 entries of 960 bytes, each with at most [`MAX_FOUND`]
+//! backends and [`MAX_NAMES`] bytes of names (2 MB a worker, whatever the
 //! capture); a digest it cannot hold is walked each time, as before. A
 //! response is kept the second time it is seen in a short while (each set
 //! remembers the fingerprints of the last four it did not keep), so that
@@ -55,7 +55,7 @@ pub const MAX_NAMES: usize = 512;
 //   (u64), 16 where its name starts among the names, 18 its length (u16)
 const HEAD: usize = 24;
 const FOUND: usize = 24;
-const ENTRY: usize = HEAD + MAX_FOUND * FOUND + MAX_NAMES;
+const ENTRY: usize = (HEAD + MAX_FOUND * FOUND + MAX_NAMES).next_multiple_of(64);
 const TARGET: u8 = 1;
 
 /// The fingerprints of a set's entries (0: empty) and when each was last
@@ -180,6 +180,14 @@ impl ResponseMemo {
         }
         miss.hash = fingerprint(message);
         let set_index = miss.hash as usize & (SETS - 1);
+        // The entries are loaded with their set, not after it: the first
+        // two lines of each way (a header, its backends, the start of its
+        // names), which the packets streaming past have likely evicted.
+        for w in 0..WAYS {
+            if let Some(e) = t.entries.get((set_index * WAYS + w) * ENTRY..) {
+                table::prefetch_slice(e, 128);
+            }
+        }
         let set = t.sets.get_mut(set_index).ok_or(miss)?;
         let Some(way) = set.hash.iter().position(|&h| h == miss.hash) else {
             miss.keep = set.seen.contains(&miss.hash);
