@@ -149,6 +149,10 @@ pub struct Backend {
     /// `Aggregator::more_srv_ports`).
     srv_ports: [u16; INLINE_SRV_PORTS],
     srv_port_count: u8,
+    /// Its [`backend_hash`], the key of `Aggregator::backend_index`: a
+    /// response that lists a service's backends in the order they were
+    /// first seen finds each one by following the list.
+    key: u64,
 }
 
 /// At most this many SRV ports are kept per backend.
@@ -756,9 +760,22 @@ impl Aggregator {
 
     fn address_response(&mut self, r: &DnsEvent, service: u32, found: &[Found]) {
         let expires = expiry(r.ts, r.ttl);
+        // The service's backends in the order they were first seen: a
+        // response that gives them in that order again (the usual repeat)
+        // finds each as the next of the one before, without the index.
+        let mut next = self
+            .services
+            .get(service as usize)
+            .map_or(NONE, |s| s.first_backend);
         for f in found {
             if let &Found::Backend { addr, pair, key, .. } = f {
-                self.add_backend(service, key, addr, pair, None, expires);
+                let listed = self
+                    .backends
+                    .get(next as usize)
+                    .filter(|b| b.key == key && b.service == service)
+                    .map(|_| next);
+                let id = self.add_backend_at(listed, service, key, addr, pair, None, expires);
+                next = self.backends.get(id as usize).map_or(NONE, |b| b.next);
             }
         }
         // SRV services waiting for this target's addresses: they become
@@ -892,21 +909,44 @@ impl Aggregator {
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn add_backend(&mut self, service: u32, key: u64, addr: Addr, pair: u64, srv: Option<Srv>, expires: u64) {
+        self.add_backend_at(None, service, key, addr, pair, srv, expires);
+    }
+
+    /// [`Aggregator::add_backend`], where `listed` may name the backend
+    /// already (one of the service's with the very key: the one the index
+    /// holds, since the index never holds a second backend for a service
+    /// and key). Returns the backend's id ([`NONE`] when there is none).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn add_backend_at(
+        &mut self,
+        listed: Option<u32>,
+        service: u32,
+        key: u64,
+        addr: Addr,
+        pair: u64,
+        srv: Option<Srv>,
+        expires: u64,
+    ) -> u32 {
         if service == NONE {
-            return;
+            return NONE;
         }
         let backends = &self.backends;
         // The backend hash covers the service and the address.
-        let found = self.backend_index.get(key, |&id| {
-            backends.get(id as usize).is_some_and(|b| b.service == service)
+        let found = listed.or_else(|| {
+            self.backend_index
+                .get(key, |&id| {
+                    backends.get(id as usize).is_some_and(|b| b.service == service)
+                })
+                .copied()
         });
         let id = match found {
-            Some(&id) => id,
+            Some(id) => id,
             None => {
-                let id = self.new_backend(service, addr);
+                let id = self.new_backend(service, addr, key);
                 if id == NONE {
                     self.tally.tables_full += 1;
-                    return;
+                    return NONE;
                 }
                 self.backend_index.insert_new(key, id);
                 id
@@ -914,7 +954,7 @@ impl Aggregator {
         };
         let serial = self.response_serial;
         let Some(b) = self.backends.get_mut(id as usize) else {
-            return;
+            return NONE;
         };
         let was_bound = std::mem::replace(&mut b.bound, true);
         if b.last_response != serial {
@@ -944,11 +984,12 @@ impl Aggregator {
         if let Some(srv) = srv {
             self.add_srv_port(id, srv.port);
         }
+        id
     }
 
     /// A new backend of `service` at `addr`, linked at the end of the
     /// service's list; [`NONE`] when the table is full.
-    fn new_backend(&mut self, service: u32, addr: Addr) -> u32 {
+    fn new_backend(&mut self, service: u32, addr: Addr, key: u64) -> u32 {
         if self.backends.len() >= self.opts.max_backends {
             return NONE;
         }
@@ -981,6 +1022,7 @@ impl Aggregator {
                 srv_weight: 0,
                 srv_ports: [0; INLINE_SRV_PORTS],
                 srv_port_count: 0,
+                key,
             },
         );
         self.backend_addrs.push(addr);

@@ -155,6 +155,37 @@ fn dns_count_is_per_response_and_repeats_within_one_count_once() {
 }
 
 #[test]
+fn answers_in_another_order_or_with_another_set_count_each_backend_once() {
+    // The first response's order is the service's list; later ones turn
+    // it, drop from it and add to it.
+    const B4: Addr = Addr::V4([10, 2, 0, 4]);
+    let mut s = Script::default();
+    let n = "rr.example";
+    for order in [
+        vec![B1, B2, B3],
+        vec![B1, B2, B3],
+        vec![B2, B3, B1],
+        vec![B1, B3],
+        vec![B3, B2, B1, B4],
+        vec![B1, B2, B3, B4],
+        vec![B4],
+    ] {
+        let answers: Vec<Rr> = order.iter().map(|&b| a(n, b)).collect();
+        s.lookup(C, n, TYPE_A, &answers, &[]);
+    }
+    s.syn(C, 40000, B1, 80)
+        .syn(C, 40001, B4, 80)
+        .syn(C, 40002, B3, 80);
+    assert_eq!(
+        summary(&s),
+        "010.001.000.001\t010.002.000.001:80\t1\t6\trr.example.\n\
+         010.001.000.001\t010.002.000.002:80\t0\t5\trr.example.\n\
+         010.001.000.001\t010.002.000.003:80\t1\t6\trr.example.\n\
+         010.001.000.001\t010.002.000.004:80\t1\t3\trr.example.\n"
+    );
+}
+
+#[test]
 fn srv_with_additional_records_gives_each_target_its_port() {
     let mut s = Script::default();
     let x = |target: &str, port| srv("_x._tcp.example", target, port);
