@@ -760,22 +760,10 @@ impl Aggregator {
 
     fn address_response(&mut self, r: &DnsEvent, service: u32, found: &[Found]) {
         let expires = expiry(r.ts, r.ttl);
-        // The service's backends in the order they were first seen: a
-        // response that gives them in that order again (the usual repeat)
-        // finds each as the next of the one before, without the index.
-        let mut next = self
-            .services
-            .get(service as usize)
-            .map_or(NONE, |s| s.first_backend);
+        let mut next = self.first_backend_of(service);
         for f in found {
             if let &Found::Backend { addr, pair, key, .. } = f {
-                let listed = self
-                    .backends
-                    .get(next as usize)
-                    .filter(|b| b.key == key && b.service == service)
-                    .map(|_| next);
-                let id = self.add_backend_at(listed, service, key, addr, pair, None, expires);
-                next = self.backends.get(id as usize).map_or(NONE, |b| b.next);
+                self.add_backend(&mut next, service, key, addr, pair, None, expires);
             }
         }
         // SRV services waiting for this target's addresses: they become
@@ -800,10 +788,11 @@ impl Aggregator {
             else {
                 continue;
             };
+            let mut next = self.first_backend_of(srv_service);
             for f in found {
                 if let &Found::Backend { addr, pair, .. } = f {
                     let key = backend_hash(hash, pair);
-                    self.add_backend(srv_service, key, addr, pair, Some(srv), expires);
+                    self.add_backend(&mut next, srv_service, key, addr, pair, Some(srv), expires);
                 }
             }
         }
@@ -811,10 +800,11 @@ impl Aggregator {
 
     fn srv_response(&mut self, r: &DnsEvent, service: u32, found: &[Found]) {
         let expires = expiry(r.ts, r.ttl);
+        let mut next = self.first_backend_of(service);
         for f in found {
             match *f {
                 Found::Backend { addr, pair, key, srv } => {
-                    self.add_backend(service, key, addr, pair, srv, expires);
+                    self.add_backend(&mut next, service, key, addr, pair, srv, expires);
                 }
                 Found::Target { hash, srv, .. } if service != NONE => {
                     self.remember_target(r.client, service, hash, srv);
@@ -903,50 +893,63 @@ impl Aggregator {
             .chain(self.more_conns.iter().map(|(&(b, p), &n)| (b, p, n)))
     }
 
+    /// The first of a service's backends, in the order they were first
+    /// seen ([`NONE`] for none): where [`Aggregator::add_backend`] looks
+    /// for a response's first one.
+    fn first_backend_of(&self, service: u32) -> u32 {
+        self.services
+            .get(service as usize)
+            .map_or(NONE, |s| self.first_backend(s))
+    }
+
     /// Counts `addr` as seen in this response under `service` (once per
     /// response), notes an SRV port, and binds the client to it. `key` is
     /// the backend's [`backend_hash`], `pair` the binding's hash.
+    ///
+    /// `next` walks the service's list beside the response: a response
+    /// that gives the backends in the order they were first seen (the
+    /// usual repeat) finds each as the one after the one before, without
+    /// the index. The listed backend with the very key (and service) is
+    /// the one the index would give, since the index never holds two
+    /// backends of one service under one key; any other order probes the
+    /// index, and the walk goes on after what it found.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn add_backend(&mut self, service: u32, key: u64, addr: Addr, pair: u64, srv: Option<Srv>, expires: u64) {
-        self.add_backend_at(None, service, key, addr, pair, srv, expires);
-    }
-
-    /// [`Aggregator::add_backend`], where `listed` may name the backend
-    /// already (one of the service's with the very key: the one the index
-    /// holds, since the index never holds a second backend for a service
-    /// and key). Returns the backend's id ([`NONE`] when there is none).
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    fn add_backend_at(
+    fn add_backend(
         &mut self,
-        listed: Option<u32>,
+        next: &mut u32,
         service: u32,
         key: u64,
         addr: Addr,
         pair: u64,
         srv: Option<Srv>,
         expires: u64,
-    ) -> u32 {
+    ) {
+        let at = std::mem::replace(next, NONE);
         if service == NONE {
-            return NONE;
+            return;
         }
         let backends = &self.backends;
-        // The backend hash covers the service and the address.
-        let found = listed.or_else(|| {
+        let listed = backends
+            .get(at as usize)
+            .is_some_and(|b| b.key == key && b.service == service);
+        let found = if listed {
+            Some(at)
+        } else {
+            // The backend hash covers the service and the address.
             self.backend_index
                 .get(key, |&id| {
                     backends.get(id as usize).is_some_and(|b| b.service == service)
                 })
                 .copied()
-        });
+        };
         let id = match found {
             Some(id) => id,
             None => {
                 let id = self.new_backend(service, addr, key);
                 if id == NONE {
                     self.tally.tables_full += 1;
-                    return NONE;
+                    return;
                 }
                 self.backend_index.insert_new(key, id);
                 id
@@ -954,8 +957,9 @@ impl Aggregator {
         };
         let serial = self.response_serial;
         let Some(b) = self.backends.get_mut(id as usize) else {
-            return NONE;
+            return;
         };
+        *next = b.next;
         let was_bound = std::mem::replace(&mut b.bound, true);
         if b.last_response != serial {
             b.last_response = serial;
@@ -984,7 +988,6 @@ impl Aggregator {
         if let Some(srv) = srv {
             self.add_srv_port(id, srv.port);
         }
-        id
     }
 
     /// A new backend of `service` at `addr`, linked at the end of the
