@@ -18,8 +18,8 @@ use crate::intern::{Interner, Map, NameId};
 use crate::reassembly::{Fragments, TcpStreams};
 use crate::stats::{Counters, Tally};
 use crate::table::{
-    FpTable, Generations, SynCache, backend_hash, fingerprint, prefetch, prefetch_slice, push_huge,
-    reserve_huge, service_hash,
+    FpTable, Generations, SynCache, backend_hash, fingerprint, prefetch, push_huge, reserve_huge,
+    service_hash,
 };
 use crate::wire::dns::TYPE_SRV;
 use crate::wire::tcp::{ACK, FIN, RST, SYN};
@@ -353,9 +353,6 @@ impl Aggregator {
             self.counters.add(&batch.counters);
         }
         let events = batch.events.get(from..).unwrap_or(&[]);
-        for ev in events.iter().take(3 * PREFETCH_AHEAD) {
-            prefetch_record(ev, batch);
-        }
         for ev in events.iter().take(2 * PREFETCH_AHEAD) {
             self.prefetch_slots(ev, batch);
         }
@@ -366,12 +363,11 @@ impl Aggregator {
             if stop_at.is_some_and(|stop| ev.ts() >= stop) {
                 return from + i;
             }
-            // What an event points to in the batch (written on another
-            // core) is loaded furthest ahead, then the index slots it will
-            // probe, then the entries those lead to.
-            if let Some(ahead) = events.get(i + 3 * PREFETCH_AHEAD) {
-                prefetch_record(ahead, batch);
-            }
+            // The index slots an event will probe are loaded first, then
+            // the entries those lead to. What it points to in the batch
+            // (written in order on another core) is left to the hardware's
+            // stream prefetcher: a third stage for it cost 5.6 % of the
+            // aggregator's instructions and saved no time.
             if let Some(ahead) = events.get(i + 2 * PREFETCH_AHEAD) {
                 self.prefetch_slots(ahead, batch);
             }
@@ -1320,32 +1316,6 @@ fn attribute(bindings: &FpTable<u32>, t: &Segment) -> Option<(u32, u16)> {
         return Some((b, t.dst_port));
     }
     bindings.get(t.reverse, |_| true).map(|&b| (b, t.src_port))
-}
-
-/// Starts loading the record an event points to in its batch, if any.
-#[inline(always)]
-fn prefetch_record(ev: &Event, batch: &EventBatch) {
-    match *ev {
-        Event::Segment { index, .. } => {
-            if let Some(s) = batch.segments.get(index as usize) {
-                prefetch(s);
-            }
-        }
-        Event::Response {
-            index, first, end, ..
-        }
-        | Event::Lookup {
-            index, first, end, ..
-        } => {
-            if let Some(d) = batch.dns.get(index as usize) {
-                prefetch(d);
-            }
-            if let Some(found) = batch.backends.get(first as usize..end as usize) {
-                prefetch_slice(found, usize::MAX);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// When a TTL that starts at `ts` runs out (0 seconds without one).

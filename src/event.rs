@@ -149,26 +149,14 @@ pub enum Event {
     /// `dns[index]`: a query whose name does not contain the `-F` filter
     /// (followed only when it is an SRV target its client awaits).
     FilteredQuery { ts: u64, index: u32 },
-    /// `dns[index]`, whose backends are `backends[first..end]` (here too,
-    /// so that the aggregator can start loading them early).
-    Response {
-        ts: u64,
-        index: u32,
-        first: u32,
-        end: u32,
-    },
+    /// `dns[index]`.
+    Response { ts: u64, index: u32 },
     /// A response, as [`Event::Response`], that came right after its own
     /// query (sent at `query_ts`) in the batch, with only SYNs and `-a`
     /// segments between them: the query's event is left out and the
     /// aggregator applies it here, without a round trip through its table
     /// of pending queries (see [`EventBatch::push_response`]).
-    Lookup {
-        ts: u64,
-        query_ts: u64,
-        index: u32,
-        first: u32,
-        end: u32,
-    },
+    Lookup { ts: u64, query_ts: u64, index: u32 },
     /// `tcp_data[index]`.
     TcpData { ts: u64, index: u32 },
     /// `fragments[index]`.
@@ -307,7 +295,6 @@ impl EventBatch {
         let Some(d) = self.dns.get(index as usize) else {
             return;
         };
-        let (first, end) = d.backends;
         let open = self
             .open_query
             .take()
@@ -325,20 +312,9 @@ impl EventBatch {
             Some((at, query_ts)) => {
                 // Only SYNs and segments follow it: a short move.
                 self.events.remove(at);
-                self.events.push(Event::Lookup {
-                    ts,
-                    query_ts,
-                    index,
-                    first,
-                    end,
-                });
+                self.events.push(Event::Lookup { ts, query_ts, index });
             }
-            None => self.events.push(Event::Response {
-                ts,
-                index,
-                first,
-                end,
-            }),
+            None => self.events.push(Event::Response { ts, index }),
         }
     }
 
