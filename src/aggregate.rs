@@ -196,7 +196,43 @@ const CLOSED: u8 = 4;
 struct Awaited {
     client: Addr,
     name_hash: u64,
-    waiting: Vec<(u32, Srv)>,
+    waiting: Waiting,
+}
+
+/// The (SRV service, SRV record) pairs waiting for a target: nearly
+/// always one, held inline, so that a target awaited by one service
+/// allocates nothing (the wide workload awaits 122 000 targets: their
+/// allocations were 1.7 % of the aggregator's instructions, with
+/// mimalloc).
+#[derive(Debug, Default)]
+struct Waiting {
+    first: Option<(u32, Srv)>,
+    more: Vec<(u32, Srv)>,
+}
+
+impl Waiting {
+    fn get(&self, i: usize) -> Option<&(u32, Srv)> {
+        match i {
+            0 => self.first.as_ref(),
+            _ => self.more.get(i - 1),
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn contains(&self, w: &(u32, Srv)) -> bool {
+        self.first.as_ref() == Some(w) || self.more.contains(w)
+    }
+
+    fn push(&mut self, w: (u32, Srv)) {
+        if self.first.is_none() {
+            self.first = Some(w);
+        } else {
+            self.more.push(w);
+        }
+    }
 }
 
 /// A client's entry in the clients table.
@@ -834,7 +870,7 @@ impl Aggregator {
                 self.awaited.push(Awaited {
                     client,
                     name_hash,
-                    waiting: Vec::new(),
+                    waiting: Waiting::default(),
                 });
                 self.awaited.len() - 1
             }

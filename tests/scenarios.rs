@@ -244,6 +244,33 @@ fn srv_target_resolved_by_a_later_lookup_counts_for_the_srv_name() {
 }
 
 #[test]
+fn a_target_awaited_by_two_srv_names_and_two_ports_feeds_each() {
+    // One SRV name gives the target twice (two ports), another once: the
+    // target's later address reaches all three, in the order they came.
+    let mut s = Script::default();
+    let first = [
+        srv("_a._tcp.example", "shared.example", 8443),
+        srv("_a._tcp.example", "shared.example", 9443),
+    ];
+    s.lookup(C, "_a._tcp.example", TYPE_SRV, &first, &[]);
+    s.lookup(
+        C,
+        "_b._tcp.example",
+        TYPE_SRV,
+        &[srv("_b._tcp.example", "shared.example", 7000)],
+        &[],
+    );
+    s.lookup(C, "shared.example", TYPE_A, &[a("shared.example", B1)], &[]);
+    s.syn(C, 40000, B1, 7000);
+    assert_eq!(
+        summary(&s),
+        "010.001.000.001\t010.002.000.001:8443\t0\t1\t_a._tcp.example.\n\
+         010.001.000.001\t010.002.000.001:9443\t0\t1\t_a._tcp.example.\n\
+         010.001.000.001\t010.002.000.001:7000\t1\t1\t_b._tcp.example.\n"
+    );
+}
+
+#[test]
 fn an_awaited_srv_target_is_followed_past_the_filter_and_a_full_service_table() {
     let mut s = Script::default();
     let record = srv("_y._tcp.example", "late.example", 8443);
