@@ -15,6 +15,7 @@ use crate::addr::Addr;
 use crate::dissect::Dns;
 use crate::event::{DnsEvent, Event, EventBatch, Found, FragmentEvent, Segment, Srv, TcpDataEvent};
 use crate::intern::{Interner, Map, NameId};
+use crate::prefault;
 use crate::reassembly::{Fragments, TcpStreams};
 use crate::stats::{Counters, Tally};
 use crate::table::{
@@ -351,9 +352,10 @@ impl Aggregator {
     }
 
     /// Told that the capture is `bytes` long and read whole (a mapped
-    /// file): reserves address space for the services and backends it
-    /// could make, within the caps, so that these tables are not copied
-    /// as they grow. Each grown table is written once more in fresh
+    /// file): reserves address space for the services, backends and SRV
+    /// targets it could make, and for their indexes, within the caps, so
+    /// that these tables are not copied as they grow (and the helper of
+    /// [`crate::prefault`] can populate their next pages). Each grown table is written once more in fresh
     /// memory, which costs more than the copy itself on machines that
     /// zero new pages slowly (on wide, 19 k page faults became 14 k). The
     /// estimates are generous, not bounds: a table that outgrows its
@@ -367,7 +369,13 @@ impl Aggregator {
         let backends = most(MIN_ANSWER_BYTES, self.opts.max_backends);
         reserve_huge(&mut self.services, services);
         reserve_huge(&mut self.backends, backends);
-        crate::table::reserve_room(&mut self.backend_addrs, backends);
+        reserve_huge(&mut self.backend_addrs, backends);
+        self.service_index.reserve(services);
+        self.backend_index.reserve(backends);
+        self.bindings.reserve(backends);
+        let targets = most(MIN_ANSWER_BYTES, self.opts.max_srv_targets);
+        self.srv_targets.reserve(targets);
+        reserve_huge(&mut self.awaited, targets);
     }
 
     pub fn options(&self) -> &Options {
@@ -872,6 +880,7 @@ impl Aggregator {
                     name_hash,
                     waiting: Waiting::default(),
                 });
+                prefault::after_push(&mut self.awaited);
                 self.awaited.len() - 1
             }
         };
@@ -1061,6 +1070,7 @@ impl Aggregator {
             },
         );
         self.backend_addrs.push(addr);
+        prefault::after_push(&mut self.backend_addrs);
         id
     }
 

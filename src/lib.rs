@@ -31,6 +31,7 @@ pub mod intern;
 pub mod memo;
 pub mod output;
 pub mod pipeline;
+pub mod prefault;
 pub mod reassembly;
 pub mod report;
 pub mod source;

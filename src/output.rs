@@ -112,7 +112,10 @@ pub fn service_conns(agg: &Aggregator, ports: &PortsByBackend, service: &Service
 /// services are sorted by the rank of their name: no string is compared
 /// per service.
 pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
-    let reported: Vec<&Service> = agg.services.iter().filter(|s| agg.reported(s)).collect();
+    // Each vector is made at its final size (at most): one grown by
+    // doubling is copied each time, into pages the kernel has to clear.
+    let mut reported: Vec<&Service> = Vec::with_capacity(agg.services.len());
+    reported.extend(agg.services.iter().filter(|s| agg.reported(s)));
     let mut ids: Vec<NameId> = reported.iter().map(|s| s.name).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -139,22 +142,19 @@ pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
             *p = i as u32;
         }
     }
-    let mut keyed: Vec<(u64, &Service)> = reported
-        .into_iter()
-        .filter_map(|s| {
-            let (rank, _) = by_id.get(s.name.0 as usize)?.as_ref()?;
-            let client = place.get(agg.client_slot_of(s) as usize)?;
-            Some(((u64::from(*client) << 32) | u64::from(*rank), s))
-        })
-        .collect();
+    let mut keyed: Vec<(u64, &Service)> = Vec::with_capacity(reported.len());
+    keyed.extend(reported.into_iter().filter_map(|s| {
+        let (rank, _) = by_id.get(s.name.0 as usize)?.as_ref()?;
+        let client = place.get(agg.client_slot_of(s) as usize)?;
+        Some(((u64::from(*client) << 32) | u64::from(*rank), s))
+    }));
     keyed.sort_unstable_by_key(|&(key, _)| key);
-    keyed
-        .into_iter()
-        .filter_map(|(_, s)| {
-            let (_, name) = by_id.get(s.name.0 as usize)?.as_ref()?;
-            Some((s, Arc::clone(name)))
-        })
-        .collect()
+    let mut sorted = Vec::with_capacity(keyed.len());
+    sorted.extend(keyed.into_iter().filter_map(|(_, s)| {
+        let (_, name) = by_id.get(s.name.0 as usize)?.as_ref()?;
+        Some((s, Arc::clone(name)))
+    }));
+    sorted
 }
 
 /// The summary's reported services in order, and the connection counts

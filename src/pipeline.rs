@@ -14,6 +14,7 @@ use crate::aggregate::{self, Aggregator};
 use crate::capture::RecordMeta;
 use crate::dissect::Dissector;
 use crate::event::EventBatch;
+use crate::prefault;
 use crate::source::{Batch, Chunk, Ending, Source, Spares};
 
 #[derive(Clone, Debug)]
@@ -137,6 +138,10 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
     drop(batch_rx);
 
     let mut aggregator = Aggregator::new(config.aggregate.clone());
+    // A mapped file: the tables' room is reserved, and populated a little
+    // ahead of the aggregator by a helper (see `prefault`). Through a pipe
+    // memory is the budget: nothing is populated before it is used.
+    let _prefaulting = capture_len.and_then(|_| prefault::start());
     if let Some(bytes) = capture_len {
         aggregator.expect_capture(bytes);
     }

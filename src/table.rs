@@ -20,6 +20,7 @@ use std::hash::Hash;
 use std::sync::OnceLock;
 
 use crate::addr::Addr;
+use crate::prefault;
 
 /// The per-run keyed hasher shared by every thread.
 pub fn keyed() -> &'static ahash::RandomState {
@@ -388,15 +389,19 @@ pub fn reserving_is_free() -> bool {
 }
 
 /// Pushes `item`, growing `v` (by doubling) into memory advised as
-/// [`huge_vec`]'s is.
+/// [`huge_vec`]'s is; its room is populated ahead of the pushes where
+/// this thread asks for that ([`prefault`]).
+#[inline]
 pub fn push_huge<T>(v: &mut Vec<T>, item: T) {
     if v.len() == v.capacity() {
         let mut bigger = Vec::with_capacity((v.capacity() * 2).max(64));
         advise_huge(bigger.spare_capacity_mut());
         bigger.append(v);
         *v = bigger;
+        prefault::room(v);
     }
     v.push(item);
+    prefault::after_push(v);
 }
 
 /// Asks the kernel to back the whole 2 MiB stretches of `memory` with
@@ -408,7 +413,7 @@ pub fn push_huge<T>(v: &mut Vec<T>, item: T) {
 /// keeps its 4 KiB pages.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn advise_huge<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
+fn advise_huge<T>(memory: &mut [T]) {
     let start = memory.as_mut_ptr() as usize;
     let first = start.next_multiple_of(HUGE_PAGE);
     let last = (start + size_of_val(memory)) / HUGE_PAGE * HUGE_PAGE;
@@ -426,7 +431,7 @@ fn advise_huge<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
 
 /// Elsewhere there is no such hint to give.
 #[cfg(not(target_os = "linux"))]
-fn advise_huge<T>(_memory: &mut [std::mem::MaybeUninit<T>]) {}
+fn advise_huge<T>(_memory: &mut [T]) {}
 
 /// The stored form of a hash: 0 marks an empty slot, so the top bit is
 /// set (the home slot comes from the low bits; entries are told apart by
@@ -498,6 +503,20 @@ impl<V: Copy + Default> FpTable<V> {
         self.slots.len()
     }
 
+    /// Makes room for the empty table to grow in place up to `entries`
+    /// entries, where room costs only address space ([`reserve_room`]):
+    /// its doublings then need no copy, and a big one finds its pages
+    /// populated ahead of it where this thread asks for that
+    /// ([`prefault`]).
+    pub fn reserve(&mut self, entries: usize) {
+        let slots = (entries.saturating_mul(8) / MAX_LOAD_EIGHTHS)
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX);
+        if self.len == 0 && slots.checked_mul(size_of::<Slot<V>>()).is_some() {
+            reserve_room(&mut self.slots, slots);
+        }
+    }
+
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
         if let Some(slot) = self.slots.get(hash as usize & self.mask) {
@@ -552,6 +571,26 @@ impl<V: Copy + Default> FpTable<V> {
         let hash = stored(hash);
         if self.place(Slot { hash, value }) {
             self.len += 1;
+            // Seven eighths of the way from the size it grew to (at half
+            // the load that makes it grow) to the next.
+            if self.len * 128 == self.slots.len() * MAX_LOAD_EIGHTHS * 15 {
+                self.about_to_grow();
+            }
+        }
+    }
+
+    /// The table will soon grow: one of 256 KiB and more with room to
+    /// grow in place has that room populated now (advised for huge pages
+    /// first), so that growing finds its pages ready ([`prefault`]).
+    #[cold]
+    #[inline(never)]
+    fn about_to_grow(&mut self) {
+        let size = self.slots.len();
+        if size_of_val(self.slots.as_slice()) >= prefault::STRETCH / 8
+            && let Some(upper) = self.slots.spare_capacity_mut().get_mut(..size)
+        {
+            advise_huge(upper);
+            prefault::request(upper);
         }
     }
 
@@ -606,6 +645,13 @@ impl<V: Copy + Default> FpTable<V> {
             slots.reserve_exact(size);
         }
         advise_huge_first(&mut slots, size);
+        // A big table's upper half is populated beside this thread while
+        // it clears the lower one ([`prefault`]).
+        if size * size_of::<Slot<V>>() >= 2 * prefault::STRETCH
+            && let Some(upper) = slots.spare_capacity_mut().get(size / 2..size)
+        {
+            prefault::request(upper);
+        }
         slots.resize(size, Slot::default());
         let old = std::mem::replace(&mut self.slots, slots);
         self.mask = size - 1;
@@ -1123,6 +1169,57 @@ mod tests {
             (0..200_000u64)
                 .all(|n| table.get(n.wrapping_mul(0x9E37_79B9_7F4A_7C15), |_| true) == Some(&(n as u32)))
         );
+    }
+
+    /// A table with room grows in place into it, and a big one has the
+    /// room it will grow into populated seven eighths of the way to its
+    /// growth (with a helper to ask).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_big_table_with_room_finds_its_growth_populated() {
+        if !reserving_is_free() {
+            return;
+        }
+        let key = |n: u64| n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut table: FpTable<u32> = FpTable::default();
+        table.reserve(1 << 20);
+        let room = table.slots.capacity();
+        assert_eq!(room, 1 << 21, "room for 2^20 entries at 5/8 load");
+        let helper = prefault::start().expect("a helper");
+        // 2 MiB of 16-byte slots: it grew to them at 40 960 entries and
+        // grows again at 81 921.
+        let size = 1 << 17;
+        let (about, growth) = (size * 75 / 128, size * 5 / 8);
+        let mut n = 0;
+        while n < about - 1 {
+            table.insert_new(key(n as u64), n as u32);
+            n += 1;
+        }
+        assert_eq!(table.capacity(), size);
+        // The room's whole pages (its first one holds the last slots).
+        let upper = (table.slots.as_ptr() as usize + size * size_of::<Slot<u32>>()).next_multiple_of(4096);
+        let upper_len = size * size_of::<Slot<u32>>() - 4096;
+        helper.flush();
+        // (Where every mapping takes huge pages, the lower half's last one
+        // reaches into the room.)
+        let thp_always = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+            .is_ok_and(|mode| mode.contains("[always]"));
+        if !thp_always {
+            assert_eq!(prefault::resident(upper, upper_len).0, 0, "populated early");
+        }
+        table.insert_new(key(n as u64), n as u32);
+        n += 1;
+        helper.flush();
+        let (populated, pages) = prefault::resident(upper, upper_len);
+        assert_eq!(populated, pages, "the room it will grow into");
+        let start = table.slots.as_ptr();
+        while n <= growth {
+            table.insert_new(key(n as u64), n as u32);
+            n += 1;
+        }
+        assert_eq!(table.capacity(), 2 * size);
+        assert_eq!(table.slots.as_ptr(), start, "grown in place");
+        assert!((0..n).all(|n| table.get(key(n as u64), |_| true) == Some(&(n as u32))));
     }
 
     #[test]
