@@ -11,10 +11,10 @@
 //! helper thread, which has the kernel populate it
 //! (`MADV_POPULATE_WRITE`: the pages are faulted in writable and zeroed,
 //! as a write would, and nothing is written to them). A hash table with
-//! room to grow in place has that room populated when it is seven eighths
-//! of the way to growing ([`crate::table::FpTable`]). When the aggregator
-//! gets there, the pages are already its own: on wide, its page faults
-//! went from 14.1 k to 4.3 k.
+//! room to grow in place has that room populated when it is three
+//! quarters of the way to growing ([`crate::table::FpTable`]). When the
+//! aggregator gets there, the pages are already its own: on wide, its
+//! page faults went from 14.1 k to 4.1 k.
 //!
 //! Only the thread that called [`start`] asks, and only while its
 //! [`Prefaulting`] lives: the pipeline starts it when it reads a mapped
