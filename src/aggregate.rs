@@ -355,14 +355,14 @@ impl Aggregator {
     /// file): reserves address space for the services, backends and SRV
     /// targets it could make, and for their indexes, within the caps, so
     /// that these tables are not copied as they grow (and the helper of
-    /// [`crate::prefault`] can populate their next pages). Each grown table is written once more in fresh
-    /// memory, which costs more than the copy itself on machines that
-    /// zero new pages slowly (on wide, 19 k page faults became 14 k). The
-    /// estimates are generous, not bounds: a table that outgrows its
-    /// room grows as it would have. Nothing is reserved where memory
-    /// is charged as it is allocated rather than as it is written
-    /// ([`crate::table::reserving_is_free`]), or that the allocator
-    /// refuses.
+    /// [`crate::prefault`] can populate their next pages). Each grown
+    /// table is written once more in fresh memory, which costs more than
+    /// the copy itself on machines that zero new pages slowly (on wide,
+    /// 19 k page faults became 14 k). The estimates are generous, not
+    /// bounds: a table that outgrows its room grows as it would have.
+    /// Nothing is reserved where memory is charged as it is allocated
+    /// rather than as it is written ([`crate::table::reserving_is_free`]),
+    /// or that the allocator refuses.
     pub fn expect_capture(&mut self, bytes: u64) {
         let most = |per: u64, cap: usize| usize::try_from(bytes / per).map_or(cap, |n| n.min(cap));
         let services = most(MIN_RESPONSE_BYTES, self.opts.max_services);
