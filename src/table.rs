@@ -413,7 +413,7 @@ pub fn push_huge<T>(v: &mut Vec<T>, item: T) {
 /// keeps its 4 KiB pages.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn advise_huge<T>(memory: &mut [T]) {
+fn advise_huge<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
     let start = memory.as_mut_ptr() as usize;
     let first = start.next_multiple_of(HUGE_PAGE);
     let last = (start + size_of_val(memory)) / HUGE_PAGE * HUGE_PAGE;
@@ -431,7 +431,7 @@ fn advise_huge<T>(memory: &mut [T]) {
 
 /// Elsewhere there is no such hint to give.
 #[cfg(not(target_os = "linux"))]
-fn advise_huge<T>(_memory: &mut [T]) {}
+fn advise_huge<T>(_memory: &mut [std::mem::MaybeUninit<T>]) {}
 
 /// The stored form of a hash: 0 marks an empty slot, so the top bit is
 /// set (the home slot comes from the low bits; entries are told apart by
@@ -459,6 +459,10 @@ pub struct FpTable<V> {
     slots: Vec<Slot<V>>,
     mask: usize,
     len: usize,
+    /// The size whose room [`FpTable::about_to_grow`] last looked at: a
+    /// table whose entries come and go (pending queries) crosses that
+    /// point many times, and asks at most once a size.
+    prepared: usize,
 }
 
 /// How full an [`FpTable`] may be, in eighths (denser is smaller but
@@ -485,6 +489,7 @@ impl<V> Default for FpTable<V> {
             slots: Vec::new(),
             mask: 0,
             len: 0,
+            prepared: 0,
         }
     }
 }
@@ -589,6 +594,9 @@ impl<V: Copy + Default> FpTable<V> {
     #[inline(never)]
     fn about_to_grow(&mut self) {
         let size = self.slots.len();
+        if std::mem::replace(&mut self.prepared, size) == size {
+            return;
+        }
         if size_of_val(self.slots.as_slice()) >= prefault::STRETCH / 8
             && let Some(upper) = self.slots.spare_capacity_mut().get_mut(..size)
         {
@@ -1064,8 +1072,7 @@ mod tests {
         for room in [0usize, 1 << 17] {
             let mut table: FpTable<u32> = FpTable {
                 slots: Vec::with_capacity(room),
-                mask: 0,
-                len: 0,
+                ..FpTable::default()
             };
             let mut model = std::collections::HashMap::new();
             let mut keys = Vec::new();
@@ -1124,8 +1131,7 @@ mod tests {
         for trial in 0..3000 {
             let mut table: FpTable<u32> = FpTable {
                 slots: Vec::with_capacity(256),
-                mask: 0,
-                len: 0,
+                ..FpTable::default()
             };
             let mut held = Vec::new();
             let crowd = 16u64 << (trial % 3);
