@@ -10,7 +10,8 @@
 //! into a new 2 MiB stretch of its room, the next stretch is handed to a
 //! helper thread, which has the kernel populate it
 //! (`MADV_POPULATE_WRITE`: the pages are faulted in writable and zeroed,
-//! as a write would, and nothing is written to them). A hash table with
+//! as a write would, and nothing is written to them); at a table's first
+//! write, the rest of the stretch it starts in and the next. A hash table with
 //! room to grow in place has that room populated when it is three
 //! quarters of the way to growing ([`crate::table::FpTable`]). When the
 //! aggregator gets there, the pages are already its own: on wide, its
@@ -138,12 +139,35 @@ pub fn room<T>(v: &mut Vec<T>) {
 
 /// Called after each push to `v`: when that push reached a new stretch,
 /// asks for the one `AHEAD - 1` past it (the next) to be populated, as
-/// far as `v`'s room goes.
+/// far as `v`'s room goes; after its first push, for the rest of the
+/// stretch it started in and the `AHEAD - 1` after it.
 #[inline(always)]
 pub fn after_push<T>(v: &mut Vec<T>) {
     let end = v.as_ptr() as usize + size_of_val(v.as_slice());
-    if size_of::<T>() != 0 && end % STRETCH < size_of::<T>() {
+    if size_of::<T>() == 0 {
+        return;
+    }
+    if v.len() == 1 {
+        started(v);
+    } else if end % STRETCH < size_of::<T>() {
         reached(v, end - end % STRETCH);
+    }
+}
+
+/// The first push into `v`'s room. Room reserved on a guess starts where
+/// the allocator put it, seldom on a stretch's boundary: up to that
+/// boundary the kernel gives it 4 KiB pages, not a huge one (on wide,
+/// some 500 page faults in each of the four reserved vectors, half the
+/// aggregator's), and nothing else asks for them.
+#[cold]
+#[inline(never)]
+fn started<T>(v: &mut Vec<T>) {
+    let first_boundary = (v.as_ptr() as usize / STRETCH + 1) * STRETCH;
+    let spare = v.spare_capacity_mut();
+    let base = spare.as_ptr() as usize;
+    let to = (first_boundary + (AHEAD - 1) * STRETCH).saturating_sub(base) / size_of::<T>();
+    if let Some(part) = spare.get(..to.min(spare.len())) {
+        request(part);
     }
 }
 
@@ -249,5 +273,65 @@ mod tests {
         }
         // Stretch 2 was reached: stretch 3 would have been asked for.
         assert_eq!(stretch(3).0, 0, "a dropped helper takes no request");
+    }
+
+    /// Room reserved on a guess, not starting on a boundary: its first
+    /// push asks for the rest of the stretch it starts in (4 KiB pages up
+    /// to the first boundary) and the one after; the pushes that follow,
+    /// until the boundary, ask for nothing.
+    #[test]
+    fn a_first_push_populates_the_stretch_it_starts_in() {
+        // A vector that starts at least 64 pages before a boundary (the
+        // kernel places mappings top-down, often just under a boundary:
+        // one that misses is kept, and the next lands elsewhere).
+        let far_enough = |v: &Vec<u8>| {
+            let base = v.as_ptr() as usize;
+            (base / STRETCH + 1) * STRETCH - base >= 64 * PAGE
+        };
+        let mut missed = Vec::new();
+        let mut v: Vec<u8> = Vec::with_capacity(23 * STRETCH + STRETCH / 2);
+        while !far_enough(&v) && missed.len() < 8 {
+            missed.push(std::mem::replace(
+                &mut v,
+                Vec::with_capacity(23 * STRETCH + STRETCH / 2),
+            ));
+        }
+        assert!(far_enough(&v), "no vector started far enough from a boundary");
+        let base = v.as_ptr() as usize;
+        let first = (base / STRETCH + 1) * STRETCH;
+        let helper = start().expect("a helper");
+        let head = (base + 1).next_multiple_of(PAGE);
+        assert_eq!(resident(head, first - head).0, 0, "populated before the push");
+
+        v.push(1);
+        after_push(&mut v);
+        helper.flush();
+        let (populated, pages) = resident(head, first - head);
+        assert_eq!(populated, pages, "the rest of the stretch it starts in");
+        let (populated, pages) = resident(first, STRETCH);
+        assert_eq!(populated, pages, "the stretch after it");
+        assert_eq!(resident(first + STRETCH, STRETCH).0, 0, "and no further");
+
+        // The push that fills the stretch up to its end reaches the
+        // boundary (and asks for the stretch after the next).
+        while v.len() < first - base - 1 {
+            v.push(2);
+            after_push(&mut v);
+        }
+        helper.flush();
+        assert_eq!(
+            resident(first + STRETCH, STRETCH).0,
+            0,
+            "nothing until the boundary"
+        );
+        v.push(2);
+        after_push(&mut v);
+        helper.flush();
+        let (populated, pages) = resident(first + STRETCH, STRETCH);
+        assert_eq!(populated, pages, "the stretch after the next, at the boundary");
+        assert!(
+            v.iter().skip(1).all(|&b| b == 2) && v.first() == Some(&1),
+            "what was written stays"
+        );
     }
 }
