@@ -125,14 +125,23 @@ pub fn request<T>(memory: &[T]) {
     }
 }
 
-/// Asks for the first [`AHEAD`] stretches of `v`'s room (its spare
-/// capacity) to be populated: called when a full vector has moved to
-/// memory twice its size, which it will fill. (Room reserved on a guess,
-/// as for a mapped file's tables, is left to [`after_push`]: a small
-/// table would never use those stretches.)
+/// Asks for `v`'s room (its spare capacity) to be populated from its
+/// start to the end of the `AHEAD - 1` stretches after the one it starts
+/// in (the rest of that one in 4 KiB pages, up to its boundary, where
+/// the room seldom starts): called when a full vector has moved to
+/// memory twice its size, which it will fill, and at a vector's first
+/// push (room reserved on a guess, as for a mapped file's tables, is
+/// asked for only once it is used: a small table would never use those
+/// stretches). On wide the four reserved vectors' first stretches were
+/// some 500 page faults each, half the aggregator's, before they were
+/// asked for.
+#[cold]
+#[inline(never)]
 pub fn room<T>(v: &mut Vec<T>) {
     let spare = v.spare_capacity_mut();
-    let len = spare.len().min((AHEAD * STRETCH) / size_of::<T>().max(1));
+    let base = spare.as_ptr() as usize;
+    let end = (base / STRETCH + AHEAD) * STRETCH;
+    let len = spare.len().min((end - base) / size_of::<T>().max(1));
     if let Some(part) = spare.get(..len) {
         request(part);
     }
@@ -140,8 +149,7 @@ pub fn room<T>(v: &mut Vec<T>) {
 
 /// Called after each push to `v`: when that push reached a new stretch,
 /// asks for the one `AHEAD - 1` past it (the next) to be populated, as
-/// far as `v`'s room goes; after its first push, for the rest of the
-/// stretch it started in and the `AHEAD - 1` after it.
+/// far as `v`'s room goes; after its first push, for its [`room`].
 #[inline(always)]
 pub fn after_push<T>(v: &mut Vec<T>) {
     let end = v.as_ptr() as usize + size_of_val(v.as_slice());
@@ -149,26 +157,9 @@ pub fn after_push<T>(v: &mut Vec<T>) {
         return;
     }
     if v.len() == 1 {
-        started(v);
+        room(v);
     } else if end % STRETCH < size_of::<T>() {
         reached(v, end - end % STRETCH);
-    }
-}
-
-/// The first push into `v`'s room. Room reserved on a guess starts where
-/// the allocator put it, seldom on a stretch's boundary: up to that
-/// boundary the kernel gives it 4 KiB pages, not a huge one (on wide,
-/// some 500 page faults in each of the four reserved vectors, half the
-/// aggregator's), and nothing else asks for them.
-#[cold]
-#[inline(never)]
-fn started<T>(v: &mut Vec<T>) {
-    let first_boundary = (v.as_ptr() as usize / STRETCH + 1) * STRETCH;
-    let spare = v.spare_capacity_mut();
-    let base = spare.as_ptr() as usize;
-    let to = (first_boundary + (AHEAD - 1) * STRETCH).saturating_sub(base) / size_of::<T>();
-    if let Some(part) = spare.get(..to.min(spare.len())) {
-        request(part);
     }
 }
 
@@ -249,8 +240,8 @@ mod tests {
 
         room(&mut v);
         helper.flush();
-        // The room's first two stretches from its start, which takes in
-        // all of stretch 0 (and stretch 1 up to where those end).
+        // The room from its start to the end of the stretch after the
+        // one it starts in: all of stretch 0.
         let (populated, pages) = stretch(0);
         assert_eq!(populated, pages, "the first stretch");
         assert_eq!(stretch(2).0, 0, "stretch 2 is not asked for yet");
