@@ -286,7 +286,7 @@ pub struct Aggregator {
     more_srv_ports: Map<u32, Vec<u16>>,
     /// Connections per (backend, port) beyond each backend's first port.
     more_conns: Map<(u32, u16), u32>,
-    /// [`crate::table::pair_hash`] of (client, address) -> the backend the
+    /// [`crate::table::Keys::pair_hash`] of (client, address) -> the backend the
     /// client's latest response containing the address made it.
     bindings: FpTable<u32>,
     /// SRV targets that came without an address, by the

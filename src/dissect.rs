@@ -58,6 +58,8 @@ pub struct Dissector {
     /// This worker's memo (a clone of the dissector starts with an empty
     /// one).
     pub memo: ResponseMemo,
+    /// The run's hash keys, fetched once.
+    pub keys: table::Keys,
 }
 
 impl Default for Dissector {
@@ -68,6 +70,7 @@ impl Default for Dissector {
             pair_lookups: true,
             memoize: true,
             memo: ResponseMemo::default(),
+            keys: table::keys(),
         }
     }
 }
@@ -160,11 +163,12 @@ impl Dissector {
                     let pure_syn = t.flags & (tcp::SYN | tcp::ACK | tcp::RST | tcp::FIN) == tcp::SYN;
                     let dns = (t.src_port == DNS_PORT || t.dst_port == DNS_PORT)
                         && (t.flags & (tcp::SYN | tcp::FIN | tcp::RST) != 0 || !t.payload.is_empty());
+                    let k = self.keys;
                     if self.all_segments {
-                        let forward = table::pair_hash(&p.src, &p.dst);
-                        let reverse = table::pair_hash(&p.dst, &p.src);
-                        let there = table::tuple_hash(forward, t.src_port, t.dst_port);
-                        let back = table::tuple_hash(reverse, t.dst_port, t.src_port);
+                        let forward = k.pair_hash(&p.src, &p.dst);
+                        let reverse = k.pair_hash(&p.dst, &p.src);
+                        let there = k.tuple_hash(forward, t.src_port, t.dst_port);
+                        let back = k.tuple_hash(reverse, t.dst_port, t.src_port);
                         out.push_segment(
                             ts,
                             table::connection_key(there, back),
@@ -172,19 +176,19 @@ impl Dissector {
                             Segment {
                                 forward,
                                 reverse,
-                                syn_key: if pure_syn { table::syn_key(there, t.seq) } else { 0 },
+                                syn_key: if pure_syn { k.syn_key(there, t.seq) } else { 0 },
                                 seq: t.seq,
                                 src_port: t.src_port,
                                 dst_port: t.dst_port,
                             },
                         );
                     } else if pure_syn {
-                        let forward = table::pair_hash(&p.src, &p.dst);
-                        let tuple = table::tuple_hash(forward, t.src_port, t.dst_port);
+                        let forward = k.pair_hash(&p.src, &p.dst);
+                        let tuple = k.tuple_hash(forward, t.src_port, t.dst_port);
                         out.events.push(Event::Syn {
                             ts,
                             forward,
-                            syn_key: table::syn_key(tuple, t.seq),
+                            syn_key: k.syn_key(tuple, t.seq),
                             dst_port: t.dst_port,
                         });
                     }
@@ -256,7 +260,7 @@ impl Dissector {
             && packet.dport == DNS_PORT
             && let Some(q) = plain_query(packet.bytes)
         {
-            let key = table::query_key(&packet.src, &packet.dst, packet.sport, q.id);
+            let key = self.keys.query_key(&packet.src, &packet.dst, packet.sport, q.id);
             out.push_query(ts, key, q.name_hash, q.qtype);
             return;
         }
@@ -429,6 +433,7 @@ fn message_event(p: &DnsPacket<'_>, out: &mut EventBatch, plain: bool) -> Result
         bytes,
     } = p;
     out.records.clear();
+    let keys = table::keys();
     let msg = DnsMessage::parse(bytes)?;
     if msg.opcode() != dns::OPCODE_QUERY || msg.qdcount != 1 {
         return Ok(None);
@@ -452,7 +457,7 @@ fn message_event(p: &DnsPacket<'_>, out: &mut EventBatch, plain: bool) -> Result
         qtype: q.qtype,
         qname,
         qname_hash,
-        key: table::query_key(&client, &server, client_port, msg.id),
+        key: keys.query_key(&client, &server, client_port, msg.id),
         service: 0,
         backends: (0, 0),
         ttl: None,
@@ -461,10 +466,11 @@ fn message_event(p: &DnsPacket<'_>, out: &mut EventBatch, plain: bool) -> Result
         out.dns.push(ev);
         return Ok(Some(Dns::Query(out.dns.len() as u32 - 1)));
     }
-    ev.service = table::service_hash(&client, qname_hash);
+    ev.service = keys.service_hash(&client, qname_hash);
     let first = out.backends.len();
     let mut digest = Digest {
-        pair_start: table::pair_start(&client),
+        keys,
+        pair_start: keys.pair_start(&client),
         service: ev.service,
         chain: [Span::default(); 1 + MAX_CNAME_LINKS],
         chain_len: 1,
@@ -633,7 +639,8 @@ fn read_records(
 
 /// A response reduced to what it gives the client (SPEC §4).
 struct Digest {
-    /// The client's [`table::pair_start`].
+    keys: table::Keys,
+    /// The client's [`table::Keys::pair_start`].
     pair_start: u64,
     /// The response's [`table::service_hash`].
     service: u64,
@@ -648,11 +655,11 @@ impl Digest {
     /// pieces and read back whole, a store-forwarding stall per address.)
     #[inline(always)]
     fn backend(&self, addr: Addr, srv: Option<Srv>) -> Found {
-        let pair = table::pair_hash_of(self.pair_start, &addr);
+        let pair = self.keys.pair_hash_of(self.pair_start, &addr);
         Found::Backend {
             addr,
             pair,
-            key: table::backend_hash(self.service, pair),
+            key: self.keys.backend_hash(self.service, pair),
             srv,
         }
     }

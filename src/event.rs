@@ -28,12 +28,12 @@ pub struct Span {
 /// inline in [`Event::Syn`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Segment {
-    /// [`crate::table::pair_hash`] of (src, dst): the source's binding to
+    /// [`crate::table::Keys::pair_hash`] of (src, dst): the source's binding to
     /// the destination.
     pub forward: u64,
     /// Of (dst, src): a segment from a backend to its client.
     pub reverse: u64,
-    /// [`crate::table::syn_key`] (SYNs only; 0 otherwise).
+    /// [`crate::table::Keys::syn_key`] (SYNs only; 0 otherwise).
     pub syn_key: u64,
     pub seq: u32,
     pub src_port: u16,
@@ -75,7 +75,7 @@ pub enum Found {
     /// that target's SRV record.
     Backend {
         addr: Addr,
-        /// [`crate::table::pair_hash`] of (client, addr).
+        /// [`crate::table::Keys::pair_hash`] of (client, addr).
         pair: u64,
         /// [`crate::table::backend_hash`] of (the response's service, pair).
         key: u64,
@@ -122,9 +122,9 @@ pub enum Event {
     /// Default mode: a SYN with ACK, RST and FIN clear.
     Syn {
         ts: u64,
-        /// [`crate::table::pair_hash`] of (src, dst).
+        /// [`crate::table::Keys::pair_hash`] of (src, dst).
         forward: u64,
-        /// [`crate::table::syn_key`].
+        /// [`crate::table::Keys::syn_key`].
         syn_key: u64,
         dst_port: u16,
     },

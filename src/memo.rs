@@ -214,8 +214,9 @@ impl ResponseMemo {
         let client = asked.client;
         let qname = push_name(out, names.get(..usize::from(get_u16(e, 2))).unwrap_or(&[]));
         let qname_hash = get_u64(e, 16);
-        let service = table::service_hash(&client, qname_hash);
-        let pair_start = table::pair_start(&client);
+        let keys = table::keys();
+        let service = keys.service_hash(&client, qname_hash);
+        let pair_start = keys.pair_start(&client);
         let first = out.backends.len() as u32;
         let found = e.get(HEAD..names_at).unwrap_or(&[]);
         for f in found.chunks_exact(FOUND) {
@@ -236,11 +237,11 @@ impl ResponseMemo {
                     (_, Some(a)) => Addr::V4(a.get(..4).and_then(|a| a.try_into().ok()).unwrap_or_default()),
                     _ => Addr::V4([0; 4]),
                 };
-                let pair = table::pair_hash_of(pair_start, &addr);
+                let pair = keys.pair_hash_of(pair_start, &addr);
                 Found::Backend {
                     addr,
                     pair,
-                    key: table::backend_hash(service, pair),
+                    key: keys.backend_hash(service, pair),
                     srv: (f.get(1) == Some(&1)).then(|| srv_at(f)),
                 }
             };
@@ -252,7 +253,7 @@ impl ResponseMemo {
             qtype: get_u16(e, 6),
             qname,
             qname_hash,
-            key: table::query_key(&client, &asked.server, asked.client_port, id),
+            key: keys.query_key(&client, &asked.server, asked.client_port, id),
             service,
             backends: (first, out.backends.len() as u32),
             ttl: (e.get(1) == Some(&1)).then(|| get_u32(e, 8)),

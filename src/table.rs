@@ -215,75 +215,113 @@ fn finish(h: u64, s: &[u64; 16]) -> u64 {
     fold(h ^ s[14], s[15])
 }
 
-/// The hash of a (client, address) pair: the key of the client's binding
-/// to that address.
+/// The per-run keys of the hashes below, fetched once: a worker holds
+/// one, so that each hash of a packet does not ask the [`OnceLock`]
+/// again (five times a `-a` segment: 8 % of its dissection's
+/// instructions went to those checks, callgrind). The free functions
+/// below fetch the keys at each call, for callers off the hot paths.
+#[derive(Clone, Copy, Debug)]
+pub struct Keys {
+    s: &'static [u64; 16],
+}
+
+/// The keys of this run.
 #[inline]
-pub fn pair_hash(client: &Addr, addr: &Addr) -> u64 {
-    pair_hash_of(pair_start(client), addr)
+pub fn keys() -> Keys {
+    Keys { s: seeds() }
 }
 
-/// What [`pair_hash`] makes of the client alone: computed once for all
-/// the addresses of a response.
-#[inline(always)]
-pub fn pair_start(client: &Addr) -> u64 {
-    let s = seeds();
-    mix_addr(s[8], client, first(s))
+impl Keys {
+    /// The hash of a (client, address) pair: the key of the client's
+    /// binding to that address.
+    #[inline(always)]
+    pub fn pair_hash(self, client: &Addr, addr: &Addr) -> u64 {
+        self.pair_hash_of(self.pair_start(client), addr)
+    }
+
+    /// What [`Keys::pair_hash`] makes of the client alone: computed once
+    /// for all the addresses of a response.
+    #[inline(always)]
+    pub fn pair_start(self, client: &Addr) -> u64 {
+        let s = self.s;
+        mix_addr(s[8], client, first(s))
+    }
+
+    /// [`Keys::pair_hash`] from the client's [`Keys::pair_start`].
+    #[inline(always)]
+    pub fn pair_hash_of(self, start: u64, addr: &Addr) -> u64 {
+        let s = self.s;
+        finish(mix_addr(start, addr, second(s)), s)
+    }
+
+    /// The hash of a (client, name) service, from the name's
+    /// [`name_hash`].
+    #[inline(always)]
+    pub fn service_hash(self, client: &Addr, name_hash: u64) -> u64 {
+        let s = self.s;
+        finish(
+            fold(mix_addr(s[9], client, first(s)) ^ name_hash ^ s[12], s[13]),
+            s,
+        )
+    }
+
+    /// The hash of a (client, name, address) backend, from its service's
+    /// [`Keys::service_hash`] (client and name) and its binding's
+    /// [`Keys::pair_hash`] (client and address): one keyed fold of two
+    /// keyed hashes.
+    #[inline(always)]
+    pub fn backend_hash(self, service_hash: u64, pair_hash: u64) -> u64 {
+        let s = self.s;
+        fold(service_hash ^ s[10], pair_hash ^ s[2])
+    }
+
+    /// The fingerprint of a pending query's key.
+    #[inline(always)]
+    pub fn query_key(self, client: &Addr, server: &Addr, client_port: u16, id: u16) -> u64 {
+        let s = self.s;
+        let h = mix_addr(mix_addr(s[11], client, first(s)), server, second(s));
+        let rest = (u64::from(client_port) << 16) | u64::from(id);
+        finish(fold(h ^ rest ^ s[12], s[13]), s)
+    }
+
+    /// The fingerprint of a directed 4-tuple, from its addresses'
+    /// [`Keys::pair_hash`].
+    #[inline(always)]
+    pub fn tuple_hash(self, pair: u64, src_port: u16, dst_port: u16) -> u64 {
+        let s = self.s;
+        let ports = (u64::from(src_port) << 16) | u64::from(dst_port);
+        fold(pair ^ ports ^ s[0], s[5])
+    }
+
+    /// The fingerprint of a directed 4-tuple's [`Keys::tuple_hash`] and an
+    /// initial sequence number: a SYN.
+    #[inline(always)]
+    pub fn syn_key(self, tuple: u64, isn: u32) -> u64 {
+        let s = self.s;
+        fold(tuple ^ u64::from(isn) ^ s[1], s[6])
+    }
 }
 
-/// [`pair_hash`] from the client's [`pair_start`].
-#[inline(always)]
-pub fn pair_hash_of(start: u64, addr: &Addr) -> u64 {
-    let s = seeds();
-    finish(mix_addr(start, addr, second(s)), s)
-}
-
-/// The hash of a (client, name) service, from the name's [`name_hash`].
+/// [`Keys::service_hash`] with this run's keys.
 #[inline]
 pub fn service_hash(client: &Addr, name_hash: u64) -> u64 {
-    let s = seeds();
-    finish(
-        fold(mix_addr(s[9], client, first(s)) ^ name_hash ^ s[12], s[13]),
-        s,
-    )
+    keys().service_hash(client, name_hash)
 }
 
-/// The hash of a (client, name, address) backend, from its service's
-/// [`service_hash`] (client and name) and its binding's [`pair_hash`]
-/// (client and address): one keyed fold of two keyed hashes.
+/// [`Keys::backend_hash`] with this run's keys.
 #[inline]
 pub fn backend_hash(service_hash: u64, pair_hash: u64) -> u64 {
-    let s = seeds();
-    fold(service_hash ^ s[10], pair_hash ^ s[2])
+    keys().backend_hash(service_hash, pair_hash)
 }
 
-/// The fingerprint of a pending query's key.
+/// [`Keys::query_key`] with this run's keys.
 #[inline]
 pub fn query_key(client: &Addr, server: &Addr, client_port: u16, id: u16) -> u64 {
-    let s = seeds();
-    let h = mix_addr(mix_addr(s[11], client, first(s)), server, second(s));
-    let rest = (u64::from(client_port) << 16) | u64::from(id);
-    finish(fold(h ^ rest ^ s[12], s[13]), s)
-}
-
-/// The fingerprint of a directed 4-tuple, from its addresses'
-/// [`pair_hash`].
-#[inline]
-pub fn tuple_hash(pair: u64, src_port: u16, dst_port: u16) -> u64 {
-    let s = seeds();
-    let ports = (u64::from(src_port) << 16) | u64::from(dst_port);
-    fold(pair ^ ports ^ s[0], s[5])
-}
-
-/// The fingerprint of a directed 4-tuple's [`tuple_hash`] and an initial
-/// sequence number: a SYN.
-#[inline]
-pub fn syn_key(tuple: u64, isn: u32) -> u64 {
-    let s = seeds();
-    fold(tuple ^ u64::from(isn) ^ s[1], s[6])
+    keys().query_key(client, server, client_port, id)
 }
 
 /// The fingerprint of a 4-tuple in either direction (`-a` connections),
-/// from the [`tuple_hash`] of each direction.
+/// from the [`Keys::tuple_hash`] of each direction.
 #[inline]
 pub fn connection_key(forward: u64, reverse: u64) -> u64 {
     forward.min(reverse)
