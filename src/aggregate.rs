@@ -489,7 +489,7 @@ impl Aggregator {
                 flags,
                 ..
             } => {
-                self.connections.prefetch(connection);
+                self.connections.prefetch_run(connection);
                 // Bindings are looked up for new connections: most
                 // start with a SYN, which is also checked against the
                 // recent ones.

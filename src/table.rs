@@ -567,6 +567,18 @@ impl<V: Copy + Default> FpTable<V> {
         }
     }
 
+    /// [`FpTable::prefetch`], and the line of the slot after the home
+    /// slot: for a table of large slots, whose probe runs often cross
+    /// into the next line.
+    #[inline(always)]
+    pub fn prefetch_run(&self, hash: u64) {
+        if let Some(slot) = self.slots.get(hash as usize & self.mask) {
+            let p: *const Slot<V> = slot;
+            prefetch_line(p);
+            prefetch_line(p.wrapping_add(1));
+        }
+    }
+
     /// The slot holding the entry with `hash` for which `eq` holds.
     #[inline]
     fn find(&self, hash: u64, mut eq: impl FnMut(&V) -> bool) -> Option<usize> {
