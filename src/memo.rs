@@ -118,7 +118,7 @@ pub struct Asked {
 /// set is only compared byte by byte with what is likely the same
 /// message, and a message is only kept when that very message was seen.
 fn fingerprint(message: &[u8]) -> u64 {
-    table::name_hash(message) | 1 << 63
+    table::bytes_hash(message) | 1 << 63
 }
 
 fn get_u16(b: &[u8], at: usize) -> u16 {
