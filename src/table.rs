@@ -245,9 +245,16 @@ fn finish(h: u64, s: &[u64; 16]) -> u64 {
 /// dissection's instructions on `-a` streams, callgrind). The free
 /// functions below fetch the keys at each call, for callers off the
 /// hot paths.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Keys {
     s: &'static [u64; 16],
+}
+
+/// The keys are secret: a debug print names them, it does not show them.
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
 }
 
 /// The keys of this run.
@@ -1408,6 +1415,14 @@ mod tests {
         }
         assert_ne!(name_hash(b"ab"), name_hash(b"ab\0"));
         assert_ne!(name_hash(b""), name_hash(b"\0"));
+    }
+
+    #[test]
+    fn a_debug_print_does_not_show_the_keys() {
+        let shown = format!("{:?}", crate::dissect::Dissector::default());
+        assert!(shown.contains("keys: Keys(..)"), "{shown}");
+        let first = seeds()[0];
+        assert!(!shown.contains(&first.to_string()), "{shown}");
     }
 
     /// Every byte counts, the overlapped ones and the last included, and
