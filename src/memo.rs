@@ -113,10 +113,12 @@ pub struct Asked {
 }
 
 /// The fingerprint of a message: its bytes from offset 2, every one of
-/// them (never 0; its low bits pick the set). Answers that differ in a
-/// single byte (a TTL counted down) have different fingerprints, so that a
-/// set is only compared byte by byte with what is likely the same
-/// message, and a message is only kept when that very message was seen.
+/// them (never 0; its low bits pick the set), through
+/// [`table::bytes_hash`]. Answers that differ in a single byte (a TTL
+/// counted down) have different fingerprints, so that a recall gives
+/// back that very message's digest (nothing else is compared: see the
+/// module's notes), and a message is only kept when that very message
+/// was seen.
 fn fingerprint(message: &[u8]) -> u64 {
     table::bytes_hash(message) | 1 << 63
 }
