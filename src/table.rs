@@ -49,9 +49,10 @@ pub fn name_hash(name: &[u8]) -> u64 {
 /// [`name_hash`] hashes them.
 pub fn bytes_hash(bytes: &[u8]) -> u64 {
     let len = bytes.len();
-    let Some(last) = len.checked_sub(16).filter(|&l| l > 0) else {
+    if len <= 16 {
         return name_hash(bytes);
-    };
+    }
+    let last = len - 16;
     let mut h = NameHash::new(len);
     let mut at = 0;
     while at < last {
