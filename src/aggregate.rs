@@ -13,7 +13,9 @@
 
 use crate::addr::Addr;
 use crate::dissect::Dns;
-use crate::event::{DnsEvent, Event, EventBatch, Found, FragmentEvent, Segment, Srv, TcpDataEvent};
+use crate::event::{
+    DnsEvent, Event, EventBatch, Found, FragmentEvent, Segment, SegmentGroup, Srv, TcpDataEvent,
+};
 use crate::intern::{Interner, Map, NameId};
 use crate::prefault;
 use crate::reassembly::{Fragments, TcpStreams};
@@ -300,6 +302,9 @@ pub struct Aggregator {
     /// second it was seen.
     recent_syns: SynCache,
     connections: FpTable<Connection>,
+    /// By segment group of the batch being applied: whether its followers
+    /// were applied with its lead ([`SegmentGroup`]).
+    folded: Vec<bool>,
     next_sweep: u64,
     next_full_sweep: u64,
     clients: FpTable<ClientSlot>,
@@ -336,6 +341,7 @@ impl Aggregator {
             awaited: Vec::new(),
             recent_syns,
             connections: FpTable::default(),
+            folded: Vec::new(),
             next_sweep: 0,
             next_full_sweep: 0,
             clients: FpTable::default(),
@@ -395,7 +401,10 @@ impl Aggregator {
     pub fn apply_until(&mut self, batch: &EventBatch, from: usize, stop_at: Option<u64>) -> usize {
         if from == 0 {
             self.counters.add(&batch.counters);
+            self.folded.clear();
+            self.folded.resize(batch.groups.len(), false);
         }
+        let fold = self.may_fold(batch);
         let events = batch.events.get(from..).unwrap_or(&[]);
         for ev in events.iter().take(2 * PREFETCH_AHEAD) {
             self.prefetch_slots(ev, batch);
@@ -429,8 +438,26 @@ impl Aggregator {
                     ts,
                     connection,
                     index,
+                    group,
                     flags,
-                } => self.segment(ts, connection, flags, batch.segments.get(index as usize)),
+                    follower,
+                } => {
+                    let g = group as usize;
+                    if follower && self.folded.get(g).is_some_and(|&f| f) {
+                        // Applied with its group's lead.
+                        continue;
+                    }
+                    let lead = if fold && !follower {
+                        batch.groups.group(group)
+                    } else {
+                        None
+                    };
+                    let t = batch.segments.get(index as usize);
+                    let folded = self.segment(ts, connection, flags, t, lead.as_ref());
+                    if folded && let Some(f) = self.folded.get_mut(g) {
+                        *f = true;
+                    }
+                }
                 Event::Query {
                     ts,
                     key,
@@ -483,8 +510,14 @@ impl Aggregator {
                 connection,
                 index,
                 flags,
+                follower,
                 ..
             } => {
+                // A follower's connection was just looked up, by its lead
+                // (if it was not applied with it).
+                if follower {
+                    return;
+                }
                 self.connections.prefetch_run(connection);
                 // Bindings are looked up for new connections: most
                 // start with a SYN, which is also checked against the
@@ -1185,11 +1218,53 @@ impl Aggregator {
         seen
     }
 
+    /// Whether the followers of the batch's segment groups may be applied
+    /// with their leads (see [`SegmentGroup`]). A follower of a
+    /// connection counted or closed does only two things to it: it sets
+    /// the connection's time, and a FIN or RST closes it. Those are read
+    /// by nothing but the sweeps of idle and closed connections (and by
+    /// the connection's own later segments: its followers, up to a second
+    /// SYN, which stays on its own with all that comes after it in the
+    /// batch). So the followers can be
+    /// applied early when no sweep can fall in the batch: the periodic
+    /// one runs at the first segment at or past `next_sweep`, and the one
+    /// of a full table only when the table is full, which the batch's
+    /// segments, one new connection each at most, cannot make it.
+    fn may_fold(&self, batch: &EventBatch) -> bool {
+        !batch.groups.is_empty()
+            && batch.segment_max_ts < self.next_sweep
+            && self.connections.len().saturating_add(batch.segments.len()) < self.opts.max_connections
+    }
+
+    /// What a group's followers do to a connection counted or closed.
+    fn fold_followers(c: &mut Connection, g: &SegmentGroup) -> bool {
+        if c.flags & (COUNTED | CLOSED) == 0 {
+            return false;
+        }
+        if g.followers > 0 {
+            c.last_secs = (g.last_ts / SECOND) as u32;
+            if g.closing {
+                c.flags |= CLOSED;
+            }
+        }
+        true
+    }
+
     /// `-a`: the first segment of a connection seen while its client is
     /// bound to its backend counts it, once. `key` and `flags` come inline
     /// in the event; the segment's record `t` is read only for a SYN, and
-    /// for a connection that is new or not counted yet.
-    fn segment(&mut self, ts: u64, key: u64, flags: u8, t: Option<&Segment>) {
+    /// for a connection that is new or not counted yet. With `lead`
+    /// (the segment leads that group, and [`Aggregator::may_fold`]
+    /// allows it), the group's followers are applied here too if the
+    /// connection is then counted or closed; whether they were.
+    fn segment(
+        &mut self,
+        ts: u64,
+        key: u64,
+        flags: u8,
+        t: Option<&Segment>,
+        lead: Option<&SegmentGroup>,
+    ) -> bool {
         self.sweep_connections(ts);
         let is_syn = is_pure_syn(flags);
         let closing = flags & (FIN | RST) != 0;
@@ -1199,45 +1274,52 @@ impl Aggregator {
         let bindings = &self.bindings;
         if let Some(c) = self.connections.get_mut(key, |_| true) {
             c.last_secs = secs;
-            if is_syn {
-                let Some(t) = t else { return };
-                if c.flags & HAS_ISN != 0
-                    && c.isn == t.seq
-                    && secs.saturating_sub(c.syn_secs) <= SYN_WINDOW_SECS
-                {
-                    self.tally.syns_retransmitted += 1;
-                    return;
+            let mut counts = None;
+            'applied: {
+                if is_syn {
+                    let Some(t) = t else { break 'applied };
+                    if c.flags & HAS_ISN != 0
+                        && c.isn == t.seq
+                        && secs.saturating_sub(c.syn_secs) <= SYN_WINDOW_SECS
+                    {
+                        self.tally.syns_retransmitted += 1;
+                        break 'applied;
+                    }
+                    if c.flags & CLOSED != 0 {
+                        // A new connection on the 4-tuple of a closed one.
+                        *c = Connection {
+                            client_slot: c.client_slot,
+                            isn: t.seq,
+                            syn_secs: secs,
+                            last_secs: secs,
+                            flags: HAS_ISN,
+                        };
+                    }
                 }
                 if c.flags & CLOSED != 0 {
-                    // A new connection on the 4-tuple of a closed one.
-                    *c = Connection {
-                        client_slot: c.client_slot,
-                        isn: t.seq,
-                        syn_secs: secs,
-                        last_secs: secs,
-                        flags: HAS_ISN,
-                    };
+                    break 'applied;
+                }
+                if closing {
+                    c.flags |= CLOSED;
+                }
+                if c.flags & COUNTED != 0 {
+                    break 'applied;
+                }
+                counts = t.and_then(|t| attribute(bindings, t));
+                if counts.is_some() {
+                    c.flags |= COUNTED;
                 }
             }
-            if c.flags & CLOSED != 0 {
-                return;
-            }
-            if closing {
-                c.flags |= CLOSED;
-            }
-            if c.flags & COUNTED != 0 {
-                return;
-            }
-            if let Some((backend, port)) = t.and_then(|t| attribute(bindings, t)) {
-                c.flags |= COUNTED;
+            let folded = lead.is_some_and(|g| Self::fold_followers(c, g));
+            if let Some((backend, port)) = counts {
                 self.count_connection(backend, port, ts);
                 self.tally.conns_counted += 1;
             }
-            return;
+            return folded;
         }
-        let Some(t) = t else { return };
+        let Some(t) = t else { return false };
         let Some((backend, port)) = attribute(&self.bindings, t) else {
-            return;
+            return false;
         };
         let client_slot = self
             .backends
@@ -1248,7 +1330,7 @@ impl Aggregator {
         // not a new connection even when the table is full.
         if is_syn && self.retransmitted(ts, t.syn_key) {
             self.tally.syns_retransmitted += 1;
-            return;
+            return false;
         }
         let tracked = self.room_for_connection(client_slot, ts);
         if !tracked && !is_syn {
@@ -1256,28 +1338,28 @@ impl Aggregator {
             // cannot be told from a later segment of a connection already
             // counted: not counting it is the smaller error.
             self.tally.conns_evicted += 1;
-            return;
+            return false;
         }
         self.count_connection(backend, port, ts);
         self.tally.conns_counted += 1;
         if !tracked {
             self.tally.conns_evicted += 1;
-            return;
+            return false;
         }
         if let Some(u) = self.usage.get_mut(client_slot as usize) {
             u.connections += 1;
         }
         let state = COUNTED | if is_syn { HAS_ISN } else { 0 } | if closing { CLOSED } else { 0 };
-        self.connections.insert_new(
-            key,
-            Connection {
-                client_slot,
-                isn: t.seq,
-                syn_secs: secs,
-                last_secs: secs,
-                flags: state,
-            },
-        );
+        let mut c = Connection {
+            client_slot,
+            isn: t.seq,
+            syn_secs: secs,
+            last_secs: secs,
+            flags: state,
+        };
+        let folded = lead.is_some_and(|g| Self::fold_followers(&mut c, g));
+        self.connections.insert_new(key, c);
+        folded
     }
 
     /// Whether one more connection of the client may be followed: within
@@ -1375,5 +1457,250 @@ mod layout {
     fn hot_structs_fill_one_cache_line() {
         assert_eq!(size_of::<super::Service>(), 64);
         assert_eq!(size_of::<super::Backend>(), 64);
+    }
+}
+
+/// `-a` segment groups ([`SegmentGroup`]): applying a group's followers
+/// with its lead leaves every table and counter as applying each
+/// follower in its place does.
+#[cfg(test)]
+mod grouping {
+    use super::*;
+    use crate::capture::{Frame, Framer, RecordMeta, RunLimits};
+    use crate::dissect::Dissector;
+    use crate::event::NO_GROUP;
+    use crate::generate::Rng;
+    use crate::synth::{Rr, Script};
+    use crate::wire::tcp::{ACK, FIN, RST, SYN};
+
+    const PSH: u8 = 0x08;
+
+    fn frame_all(bytes: &[u8]) -> Vec<RecordMeta> {
+        let Ok((mut framer, mut pos)) = Framer::detect(bytes) else {
+            panic!("not a capture")
+        };
+        let mut metas = Vec::new();
+        let limits = RunLimits {
+            max_bytes: usize::MAX,
+            max_records: usize::MAX,
+        };
+        loop {
+            pos = framer.run(bytes, pos, limits, &mut metas);
+            match framer.next(&bytes[pos..]) {
+                Frame::Record(mut meta, len) => {
+                    meta.data_off += pos as u32;
+                    metas.push(meta);
+                    pos += len;
+                }
+                Frame::Skip(len) => pos += len,
+                _ => return metas,
+            }
+        }
+    }
+
+    const CLIENTS: [Addr; 2] = [Addr::V4([10, 1, 0, 1]), Addr::V4([10, 1, 0, 2])];
+    const BACKENDS: [[u8; 4]; 3] = [[10, 2, 0, 1], [10, 2, 0, 2], [10, 2, 0, 3]];
+
+    /// A random `-a` capture: lookups binding the clients to the
+    /// backends, and the segments of a few 4-tuples in either direction,
+    /// with SYNs (some repeated), FINs, RSTs and waits long enough for
+    /// connections to go idle.
+    fn capture(rng: &mut Rng) -> Script {
+        let mut s = Script::default();
+        // Some captures busy (batches of a fraction of a second), some slow.
+        let (idle_waits, pause_ms) = [(5, 200), (40, 3000)][rng.below(2) as usize];
+        for _ in 0..600 {
+            let client = CLIENTS[rng.below(2) as usize];
+            let roll = rng.below(100);
+            if roll < 8 {
+                let name = if rng.percent(50) { "a.test" } else { "b.test" };
+                let first = rng.below(3) as usize;
+                let answers: Vec<Rr> = (0..=rng.below(3) as usize)
+                    .map(|k| Rr::A(name.into(), BACKENDS[(first + k) % 3], rng.below(120) as u32))
+                    .collect();
+                s.lookup(client, name, crate::wire::dns::TYPE_A, &answers, &[]);
+                continue;
+            }
+            if roll < 9 {
+                if rng.percent(idle_waits) {
+                    s.wait_ms(1000 * rng.below(400));
+                }
+                continue;
+            }
+            let backend = Addr::V4(BACKENDS[rng.below(3) as usize]);
+            let sport = 40_000 + rng.below(3) as u16;
+            let port = if rng.percent(70) { 80 } else { 443 };
+            let flags = match rng.below(12) {
+                0 | 1 => SYN,
+                2 => SYN | ACK,
+                3 => FIN | ACK,
+                4 => RST,
+                5 => ACK | PSH,
+                _ => ACK,
+            };
+            let seq = rng.below(2) as u32;
+            if rng.percent(60) {
+                s.segment(client, backend, sport, port, seq, flags);
+            } else {
+                s.segment(backend, client, port, sport, seq, flags);
+            }
+            if rng.percent(5) {
+                s.wait_ms(rng.below(pause_ms));
+            }
+        }
+        s
+    }
+
+    /// The connection table as (key, state), in key order.
+    fn connections(agg: &Aggregator) -> Vec<(u64, u32, u32, u32, u32, u8)> {
+        let mut v: Vec<_> = agg
+            .connections
+            .iter()
+            .map(|(k, c)| (k, c.client_slot, c.isn, c.syn_secs, c.last_secs, c.flags))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn summary(agg: &Aggregator) -> String {
+        let mut out = Vec::new();
+        crate::output::write_summary_tsv(agg, &mut out).expect("into memory");
+        String::from_utf8(out).expect("text")
+    }
+
+    #[test]
+    fn followers_applied_with_their_lead_change_nothing() {
+        let (mut followers, mut folded) = (0, 0);
+        for seed in 0..120u64 {
+            let mut rng = Rng::new(seed);
+            let s = capture(&mut rng);
+            let bytes = s.bytes();
+            let metas = frame_all(bytes);
+            let options = Options {
+                all_segments: true,
+                idle_timeout: [5, 30, 300][rng.below(3) as usize] * SECOND,
+                max_connections: [3, 450_000, 450_000][rng.below(3) as usize],
+                max_connections_per_client: [1, 100_000][rng.below(2) as usize],
+                ..Options::default()
+            };
+            let dissector = |group_segments| Dissector {
+                all_segments: true,
+                group_segments,
+                ..Dissector::default()
+            };
+            let (grouped, alone) = (dissector(true), dissector(false));
+            let mut a = Aggregator::new(options.clone());
+            let mut b = Aggregator::new(options.clone());
+            let mut at = 0;
+            let (mut x, mut y) = (EventBatch::default(), EventBatch::default());
+            while at < metas.len() {
+                let n = (1 + rng.below(200) as usize).min(metas.len() - at);
+                let part = &metas[at..at + n];
+                at += n;
+                x.clear();
+                y.clear();
+                crate::pipeline::dissect_records(&grouped, bytes, part, &mut x);
+                crate::pipeline::dissect_records(&alone, bytes, part, &mut y);
+                assert!(
+                    y.events
+                        .iter()
+                        .all(|e| !matches!(e, Event::Segment { group, .. } if *group != NO_GROUP))
+                );
+                followers += x
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e, Event::Segment { follower: true, .. }))
+                    .count();
+                a.apply(&x);
+                folded += (a.folded.iter().enumerate())
+                    .filter(|(_, f)| **f)
+                    .filter_map(|(g, _)| x.groups.group(g as u32))
+                    .map(|g| g.followers as usize)
+                    .sum::<usize>();
+                b.apply(&y);
+                assert_eq!(a.tally, b.tally, "seed {seed}, {at} records");
+                assert_eq!(connections(&a), connections(&b), "seed {seed}, {at} records");
+                assert_eq!(summary(&a), summary(&b), "seed {seed}, {at} records");
+            }
+        }
+        // The test means something only if groups were applied together.
+        assert!(followers > 20_000, "{followers} followers");
+        assert!(
+            folded > 3_000,
+            "{folded} of {followers} followers applied with their lead"
+        );
+    }
+
+    /// A connection's segments in one batch: one group, led by the first;
+    /// a second SYN and what follows it stay on their own. What the
+    /// followers leave is in the group.
+    #[test]
+    fn a_batch_groups_a_connection_up_to_a_second_syn() {
+        let (c, b) = (CLIENTS[0], Addr::V4(BACKENDS[0]));
+        let mut s = Script::default();
+        s.segment(c, b, 40_000, 80, 1, SYN)
+            .segment(b, c, 80, 40_000, 9, SYN | ACK)
+            .segment(c, b, 40_000, 80, 2, ACK)
+            .segment(c, b, 40_001, 80, 5, ACK)
+            .segment(b, c, 80, 40_000, 10, FIN | ACK)
+            .segment(c, b, 40_000, 80, 3, SYN)
+            .segment(c, b, 40_000, 80, 4, ACK);
+        let bytes = s.bytes();
+        let metas = frame_all(bytes);
+        let d = Dissector {
+            all_segments: true,
+            ..Dissector::default()
+        };
+        let mut batch = EventBatch::default();
+        // A new batch allocates its index at its first segment, which
+        // stays on its own.
+        crate::pipeline::dissect_records(&d, bytes, &metas[..1], &mut batch);
+        assert!(matches!(
+            batch.events[..],
+            [Event::Segment { group: NO_GROUP, .. }]
+        ));
+        batch.clear();
+        crate::pipeline::dissect_records(&d, bytes, &metas, &mut batch);
+        let roles: Vec<(u32, bool)> = batch
+            .events
+            .iter()
+            .filter_map(|e| match *e {
+                Event::Segment { group, follower, .. } => Some((group, follower)),
+                _ => None,
+            })
+            .collect();
+        let (g, h) = (roles[0].0, roles[3].0);
+        assert!(g != h && g != NO_GROUP && h != NO_GROUP);
+        assert_eq!(
+            roles,
+            [
+                (g, false),
+                (g, true),
+                (g, true),
+                (h, false),
+                (g, true),
+                (NO_GROUP, false),
+                (NO_GROUP, false)
+            ]
+        );
+        let ts: Vec<u64> = batch.events.iter().map(Event::ts).collect();
+        let group = |last_ts, followers, closing| {
+            Some(SegmentGroup {
+                last_ts,
+                followers,
+                closing,
+            })
+        };
+        assert_eq!(batch.groups.group(g), group(ts[4], 3, true));
+        assert_eq!(batch.groups.group(h), group(ts[3], 0, false));
+        assert_eq!(batch.segment_max_ts, ts[6]);
+        // The next batch has none of them.
+        batch.clear();
+        assert_eq!(batch.groups.group(g), None);
+        crate::pipeline::dissect_records(&d, bytes, &metas[2..3], &mut batch);
+        assert!(matches!(
+            batch.events[..],
+            [Event::Segment { follower: false, .. }]
+        ));
     }
 }

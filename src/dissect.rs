@@ -52,6 +52,10 @@ pub struct Dissector {
     /// handed over with it as one event ([`EventBatch::push_response`]).
     /// Off for `--interval`, whose blocks may fall between the two.
     pub pair_lookups: bool,
+    /// `-a`: the segments of a connection in a batch are grouped
+    /// ([`crate::event::SegmentGroup`]). Off for `--interval`, as pairing
+    /// is, and to test that it changes nothing.
+    pub group_segments: bool,
     /// A response repeated but for its ID is digested from the worker's
     /// [`ResponseMemo`] (off only to test that it changes nothing).
     pub memoize: bool,
@@ -68,6 +72,7 @@ impl Default for Dissector {
             all_segments: false,
             filter: None,
             pair_lookups: true,
+            group_segments: true,
             memoize: true,
             memo: ResponseMemo::default(),
             keys: table::keys(),
@@ -173,6 +178,7 @@ impl Dissector {
                             ts,
                             table::connection_key(there, back),
                             t.flags,
+                            pure_syn,
                             Segment {
                                 forward,
                                 reverse,
@@ -181,6 +187,7 @@ impl Dissector {
                                 src_port: t.src_port,
                                 dst_port: t.dst_port,
                             },
+                            self.group_segments,
                         );
                     } else if pure_syn {
                         let forward = k.pair_hash(&p.src, &p.dst);

@@ -136,7 +136,12 @@ pub enum Event {
         /// [`crate::table::connection_key`] of its 4-tuple.
         connection: u64,
         index: u32,
+        /// Its connection's [`SegmentGroup`] in this batch
+        /// ([`GroupIndex::group`]; [`NO_GROUP`]: none).
+        group: u32,
         flags: u8,
+        /// A later segment of the group, not the one that leads it.
+        follower: bool,
     },
     /// A query the aggregator will wait for the response of: its
     /// [`crate::table::query_key`], the name's hash and the type.
@@ -207,6 +212,167 @@ pub struct Record {
     pub resolved: bool,
 }
 
+/// `-a`: the segments of one connection in one batch, from the first (the
+/// group's lead) on. Most segments of a busy capture belong to a
+/// connection already counted or closed, and all they do to it is note
+/// their time and a FIN or RST. When nothing in the batch can look at
+/// that in between (no sweep of idle connections falls in the batch, and
+/// the connection table cannot fill up: `Aggregator::may_fold`), the
+/// aggregator applies what the followers would do together with the lead,
+/// and passes over the followers' events without a lookup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentGroup {
+    /// The time of the group's last segment (in the batch's order, which
+    /// may step back in time: the connection's time is the last segment's).
+    pub last_ts: u64,
+    /// Segments after the lead.
+    pub followers: u32,
+    /// Whether a follower carries FIN or RST.
+    pub closing: bool,
+}
+
+/// No group: a segment on its own ([`Event::Segment`]).
+pub const NO_GROUP: u32 = u32::MAX;
+
+/// A batch's segment groups, numbered in the order their leads came,
+/// and where each connection's is (open addressing over the connection
+/// keys into the groups; emptied for each batch by a new stamp rather
+/// than by clearing its slots). Filled by the worker, read by the
+/// aggregator. 32 KiB of slots and 24 bytes a group: a batch's groups
+/// are read in order, and its slots stay in the worker's cache.
+#[derive(Clone, Debug, Default)]
+pub struct GroupIndex {
+    /// The stamp of the batch that filled it (high 16 bits; 0: never) and
+    /// a group (low 16).
+    slots: Vec<u32>,
+    groups: Vec<GroupEntry>,
+    stamp: u16,
+    /// The group the batch's latest segment joined or led ([`NO_GROUP`]
+    /// for none): a connection's segments often come one after another.
+    last: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct GroupEntry {
+    key: u64,
+    last_ts: u64,
+    followers: u32,
+    /// The followers' TCP flags, or'ed.
+    flags: u8,
+    /// False once a second SYN of the connection came: a SYN may start a
+    /// new connection on the 4-tuple, so it and what follows it in the
+    /// batch stay on their own.
+    open: bool,
+}
+
+/// Slots of a [`GroupIndex`]: twice a full batch's records.
+const GROUP_SLOTS: usize = 2 * crate::source::BATCH_RECORDS;
+
+/// Groups a batch may have (the slots keep 16 bits of one).
+const MAX_GROUPS: usize = 1 << 16;
+
+impl GroupIndex {
+    /// Forgets every group (the next batch).
+    fn clear(&mut self) {
+        self.groups.clear();
+        self.last = NO_GROUP;
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            // After 65 536 batches: old stamps would come back to life.
+            self.slots.fill(0);
+            self.stamp = 1;
+        }
+    }
+
+    /// Groups in this batch.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Group `group` of this batch.
+    pub fn group(&self, group: u32) -> Option<SegmentGroup> {
+        let g = self.groups.get(group as usize)?;
+        Some(SegmentGroup {
+            last_ts: g.last_ts,
+            followers: g.followers,
+            closing: g.flags & (crate::wire::tcp::FIN | crate::wire::tcp::RST) != 0,
+        })
+    }
+
+    /// The group a segment of connection `key` joins, and whether it
+    /// follows (rather than leads) it. A connection's first segment
+    /// leads; a second SYN, and what comes after it, stays on its own, as
+    /// do the segments of a connection whose slot another one holds.
+    #[inline(always)]
+    fn join(&mut self, key: u64, ts: u64, flags: u8, syn: bool) -> (u32, bool) {
+        if let Some(e) = self.groups.get_mut(self.last as usize)
+            && e.key == key
+            && e.open
+            && !syn
+        {
+            e.last_ts = ts;
+            e.followers = e.followers.saturating_add(1);
+            e.flags |= flags;
+            return (self.last, true);
+        }
+        let (group, follower) = self.join_by_slot(key, ts, flags, syn);
+        self.last = group;
+        (group, follower)
+    }
+
+    /// [`GroupIndex::join`] through the connection's slot.
+    #[inline(always)]
+    fn join_by_slot(&mut self, key: u64, ts: u64, flags: u8, syn: bool) -> (u32, bool) {
+        let stamp = u32::from(self.stamp) << 16;
+        let i = key as usize & GROUP_SLOTS.wrapping_sub(1);
+        let Some(slot) = self.slots.get_mut(i) else {
+            self.allocate();
+            return (NO_GROUP, false);
+        };
+        let g = *slot & 0xFFFF;
+        if *slot & 0xFFFF_0000 == stamp {
+            // One probe: a key whose slot another took stays on its own.
+            if let Some(e) = self.groups.get_mut(g as usize)
+                && e.key == key
+            {
+                if syn || !e.open {
+                    e.open = false;
+                    return (NO_GROUP, false);
+                }
+                e.last_ts = ts;
+                e.followers = e.followers.saturating_add(1);
+                e.flags |= flags;
+                return (g, true);
+            }
+            return (NO_GROUP, false);
+        }
+        let g = self.groups.len();
+        if g >= MAX_GROUPS {
+            return (NO_GROUP, false);
+        }
+        *slot = stamp | g as u32;
+        self.groups.push(GroupEntry {
+            key,
+            last_ts: ts,
+            followers: 0,
+            flags: 0,
+            open: true,
+        });
+        (g as u32, false)
+    }
+
+    /// The slots, at the first segment (that one stays on its own).
+    #[cold]
+    fn allocate(&mut self) {
+        self.slots = vec![0; GROUP_SLOTS];
+        self.stamp = self.stamp.max(1);
+    }
+}
+
 /// What one parser worker made of one batch of capture records.
 #[derive(Default, Debug)]
 pub struct EventBatch {
@@ -215,6 +381,10 @@ pub struct EventBatch {
     pub end_offset: u64,
     pub events: Vec<Event>,
     pub segments: Vec<Segment>,
+    /// The latest time of any segment in `segments` (0 with none).
+    pub segment_max_ts: u64,
+    /// `-a`: the connections' segment groups ([`SegmentGroup`]).
+    pub groups: GroupIndex,
     pub dns: Vec<DnsEvent>,
     pub tcp_data: Vec<TcpDataEvent>,
     pub fragments: Vec<FragmentEvent>,
@@ -235,6 +405,8 @@ impl EventBatch {
     pub fn clear(&mut self) {
         self.events.clear();
         self.segments.clear();
+        self.segment_max_ts = 0;
+        self.groups.clear();
         self.dns.clear();
         self.tcp_data.clear();
         self.fragments.clear();
@@ -264,16 +436,35 @@ impl EventBatch {
         self.events.push(Event::FilteredQuery { ts, index });
     }
 
-    /// A segment at `ts` of the connection with key `connection`.
-    pub fn push_segment(&mut self, ts: u64, connection: u64, flags: u8, segment: Segment) {
+    /// A segment at `ts` of the connection with key `connection`. With
+    /// `grouped`, it joins its connection's [`SegmentGroup`] in this
+    /// batch, or leads it (`syn`: a SYN with ACK, RST and FIN clear).
+    #[inline(always)]
+    pub fn push_segment(
+        &mut self,
+        ts: u64,
+        connection: u64,
+        flags: u8,
+        syn: bool,
+        segment: Segment,
+        grouped: bool,
+    ) {
         let index = self.segments.len() as u32;
+        self.segments.push(segment);
+        self.segment_max_ts = self.segment_max_ts.max(ts);
+        let (group, follower) = if grouped {
+            self.groups.join(connection, ts, flags, syn)
+        } else {
+            (NO_GROUP, false)
+        };
         self.events.push(Event::Segment {
             ts,
             connection,
             index,
+            group,
             flags,
+            follower,
         });
-        self.segments.push(segment);
     }
 
     pub fn push_tcp_data(&mut self, data: TcpDataEvent) {

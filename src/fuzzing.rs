@@ -22,7 +22,7 @@ use crate::aggregate::{self, Aggregator};
 use crate::capture::{Frame, Framer};
 use crate::cli::OutputFormat;
 use crate::dissect::{self, Dissector, Dns, DnsPacket, Link};
-use crate::event::{Event, EventBatch, Found, RecordData, Span};
+use crate::event::{Event, EventBatch, Found, NO_GROUP, RecordData, Span};
 use crate::report::{self, Style};
 use crate::source::{Ending, Source, Spares};
 use crate::wire::dns::{presentation, presentation_string};
@@ -160,7 +160,16 @@ fn check_batch(batch: &EventBatch) {
             Event::Fragment { index, .. } => {
                 assert!(span_ok(batch.fragments[index as usize].payload, &batch.payload));
             }
-            Event::Segment { index, .. } => assert!((index as usize) < batch.segments.len()),
+            Event::Segment {
+                index,
+                group,
+                follower,
+                ..
+            } => {
+                assert!((index as usize) < batch.segments.len());
+                // A follower's group has a lead: a group of the batch.
+                assert!(group == NO_GROUP && !follower || batch.groups.group(group).is_some());
+            }
             Event::Syn { .. } | Event::Query { .. } => {}
         }
     }

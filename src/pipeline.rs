@@ -65,6 +65,7 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
         all_segments: config.aggregate.all_segments,
         filter: config.aggregate.filter.clone(),
         pair_lookups: config.interval.is_none(),
+        group_segments: config.interval.is_none(),
         ..Dissector::default()
     };
     let (batch_tx, batch_rx) = bounded::<Batch>(threads * 2);
