@@ -1,34 +1,13 @@
 //! What the benches share.
 
-use connbal::capture::{Frame, Framer, RecordMeta, RunLimits};
+use connbal::capture::RecordMeta;
 use connbal::dissect::Dissector;
 use connbal::event::EventBatch;
 use connbal::pipeline::dissect_records;
 
-/// Every record of a capture held in memory, framed as the reader frames
-/// them (runs without a `Frame` per record, the framer's `next` for the
-/// rest), into `metas` with data offsets from the start of `bytes`.
+/// [`connbal::capture::frame_all`], for a capture known to be one.
 pub fn frame_all(bytes: &[u8], metas: &mut Vec<RecordMeta>) {
-    let Ok((mut framer, mut pos)) = Framer::detect(bytes) else {
-        panic!("not a capture")
-    };
-    metas.clear();
-    let limits = RunLimits {
-        max_bytes: usize::MAX,
-        max_records: usize::MAX,
-    };
-    loop {
-        pos = framer.run(bytes, pos, limits, metas);
-        match framer.next(&bytes[pos..]) {
-            Frame::Record(mut meta, len) => {
-                meta.data_off += pos as u32;
-                metas.push(meta);
-                pos += len;
-            }
-            Frame::Skip(len) => pos += len,
-            _ => return,
-        }
-    }
+    assert!(connbal::capture::frame_all(bytes, metas), "not a capture");
 }
 
 /// The records `metas` (framed from `bytes`) dissected as the parser

@@ -1466,7 +1466,7 @@ mod layout {
 #[cfg(test)]
 mod grouping {
     use super::*;
-    use crate::capture::{Frame, Framer, RecordMeta, RunLimits};
+    use crate::capture::RecordMeta;
     use crate::dissect::Dissector;
     use crate::event::NO_GROUP;
     use crate::generate::Rng;
@@ -1476,26 +1476,9 @@ mod grouping {
     const PSH: u8 = 0x08;
 
     fn frame_all(bytes: &[u8]) -> Vec<RecordMeta> {
-        let Ok((mut framer, mut pos)) = Framer::detect(bytes) else {
-            panic!("not a capture")
-        };
         let mut metas = Vec::new();
-        let limits = RunLimits {
-            max_bytes: usize::MAX,
-            max_records: usize::MAX,
-        };
-        loop {
-            pos = framer.run(bytes, pos, limits, &mut metas);
-            match framer.next(&bytes[pos..]) {
-                Frame::Record(mut meta, len) => {
-                    meta.data_off += pos as u32;
-                    metas.push(meta);
-                    pos += len;
-                }
-                Frame::Skip(len) => pos += len,
-                _ => return metas,
-            }
-        }
+        assert!(crate::capture::frame_all(bytes, &mut metas), "a capture");
+        metas
     }
 
     const CLIENTS: [Addr; 2] = [Addr::V4([10, 1, 0, 1]), Addr::V4([10, 1, 0, 2])];

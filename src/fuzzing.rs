@@ -368,7 +368,8 @@ fn same_digest(data: &[u8]) {
 
 /// The whole pipeline on arbitrary capture bytes, inline (no threads):
 /// framing, dissection, aggregation in both modes, and every output form;
-/// with lookups paired by the workers or not, the same outcome (rows and
+/// with lookups paired by the workers or not, responses from the memo or
+/// not, and `-a` segments grouped or not, the same outcome (rows and
 /// every counter).
 pub fn pipeline(data: &[u8]) {
     let Ok((mut framer, mut pos)) = Framer::detect(data) else {
@@ -412,10 +413,16 @@ pub fn pipeline(data: &[u8]) {
     }
     for (i, unpaired) in dissectors.iter().enumerate() {
         let mut outcomes = Vec::new();
-        for (pair_lookups, memoize) in [(false, false), (true, false), (true, true)] {
+        for (pair_lookups, memoize, group_segments) in [
+            (false, false, false),
+            (true, false, false),
+            (true, true, false),
+            (true, true, true),
+        ] {
             let dissector = Dissector {
                 pair_lookups,
                 memoize,
+                group_segments,
                 ..unpaired.clone()
             };
             let mut agg = Aggregator::new(aggregate::Options {
@@ -456,7 +463,7 @@ pub fn pipeline(data: &[u8]) {
         }
         assert!(
             outcomes.iter().all(|o| Some(o) == outcomes.first()),
-            "pairing lookups in the workers, or the response memo, changed the outcome"
+            "pairing lookups in the workers, the response memo or segment groups changed the outcome"
         );
     }
 }

@@ -189,3 +189,35 @@ impl Framer {
         }
     }
 }
+
+/// Every record of a capture held in memory, framed as the reader frames
+/// them (runs without a `Frame` per record, [`Framer::next`] for the
+/// rest), into `metas` with data offsets from the start of `bytes`, up to
+/// the first damage, the end or 4 GiB (for tests and benches). False when
+/// the bytes are not a capture.
+pub fn frame_all(bytes: &[u8], metas: &mut Vec<RecordMeta>) -> bool {
+    let Ok((mut framer, mut pos)) = Framer::detect(bytes) else {
+        return false;
+    };
+    metas.clear();
+    let limits = RunLimits {
+        max_bytes: usize::MAX,
+        max_records: usize::MAX,
+    };
+    loop {
+        pos = framer.run(bytes, pos, limits, metas);
+        match framer.next(bytes.get(pos..).unwrap_or(&[])) {
+            Frame::Record(mut meta, len) => {
+                // Offsets are 32 bits: a capture framed this way ends at 4 GiB.
+                let Some(off) = u32::try_from(pos).ok().and_then(|p| meta.data_off.checked_add(p)) else {
+                    return true;
+                };
+                meta.data_off = off;
+                metas.push(meta);
+                pos += len;
+            }
+            Frame::Skip(len) => pos += len,
+            _ => return true,
+        }
+    }
+}
