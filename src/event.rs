@@ -265,6 +265,16 @@ struct GroupEntry {
     open: bool,
 }
 
+impl GroupEntry {
+    /// One more follower, at `ts` with TCP `flags`.
+    #[inline(always)]
+    fn follow(&mut self, ts: u64, flags: u8) {
+        self.last_ts = ts;
+        self.followers = self.followers.saturating_add(1);
+        self.flags |= flags;
+    }
+}
+
 /// Slots of a [`GroupIndex`]: twice a full batch's records.
 const GROUP_SLOTS: usize = 2 * crate::source::BATCH_RECORDS;
 
@@ -314,9 +324,7 @@ impl GroupIndex {
             && e.open
             && !syn
         {
-            e.last_ts = ts;
-            e.followers = e.followers.saturating_add(1);
-            e.flags |= flags;
+            e.follow(ts, flags);
             return (self.last, true);
         }
         let (group, follower) = self.join_by_slot(key, ts, flags, syn);
@@ -343,9 +351,7 @@ impl GroupIndex {
                     e.open = false;
                     return (NO_GROUP, false);
                 }
-                e.last_ts = ts;
-                e.followers = e.followers.saturating_add(1);
-                e.flags |= flags;
+                e.follow(ts, flags);
                 return (g, true);
             }
             return (NO_GROUP, false);
