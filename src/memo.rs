@@ -233,10 +233,11 @@ impl ResponseMemo {
                 }
             } else {
                 // Each family's `Found` is built in its own arm: an address
-                // chosen in a shared one was put together on the stack a
-                // byte and four bytes apart and read back four bytes at a
-                // time, a store the load could not be forwarded (28 % of a
-                // recall's time). Every kept record has its address.
+                // chosen in a shared one was put together on the stack (a
+                // byte of tag, then the four bytes) and read back four
+                // bytes at a time, a load no single store could be
+                // forwarded to (28 % of a recall's time). Every kept
+                // record has its address.
                 let srv = (f.get(1) == Some(&1)).then(|| srv_at(f));
                 let backend = |addr: Addr| {
                     let pair = keys.pair_hash_of(pair_start, &addr);
