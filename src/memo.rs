@@ -30,6 +30,7 @@ use std::cell::RefCell;
 use crate::addr::Addr;
 use crate::event::{DnsEvent, EventBatch, Found, Span, Srv};
 use crate::table;
+use crate::wire::dns::NameArena;
 
 /// Ways of a set: entries whose fingerprints share their low bits.
 const WAYS: usize = 4;
@@ -214,20 +215,26 @@ impl ResponseMemo {
             .get(names_at..names_at + usize::from(get_u16(e, 4)))
             .unwrap_or(&[]);
         let client = asked.client;
-        let qname = push_name(out, names.get(..usize::from(get_u16(e, 2))).unwrap_or(&[]));
+        let qname = push_name(
+            &mut out.names,
+            names.get(..usize::from(get_u16(e, 2))).unwrap_or(&[]),
+        );
         let qname_hash = get_u64(e, 16);
         let keys = table::keys();
         let service = keys.service_hash(&client, qname_hash);
         let pair_start = keys.pair_start(&client);
         let first = out.backends.len() as u32;
         let found = e.get(HEAD..names_at).unwrap_or(&[]);
-        for f in found.chunks_exact(FOUND) {
+        let arena = &mut out.names;
+        // One `extend` over an iterator of known length: room is made
+        // once, not checked at every push.
+        out.backends.extend(found.chunks_exact(FOUND).map(|f| {
             let kind = f.first().copied().unwrap_or(0);
-            let found = if kind == TARGET {
+            if kind == TARGET {
                 let start = usize::from(get_u16(f, 16));
                 let len = usize::from(get_u16(f, 18));
                 Found::Target {
-                    name: push_name(out, names.get(start..start + len).unwrap_or(&[])),
+                    name: push_name(arena, names.get(start..start + len).unwrap_or(&[])),
                     hash: get_u64(f, 8),
                     srv: srv_at(f),
                 }
@@ -257,9 +264,8 @@ impl ResponseMemo {
                         f.get(8..12).and_then(|a| a.try_into().ok()).unwrap_or_default(),
                     ))
                 }
-            };
-            out.backends.push(found);
-        }
+            }
+        }));
         out.dns.push(DnsEvent {
             ts: asked.ts,
             client,
@@ -367,9 +373,9 @@ fn split_id(bytes: &[u8]) -> Option<(u16, &[u8])> {
 }
 
 /// Appends a kept name to the batch's arena; its span.
-fn push_name(out: &mut EventBatch, name: &[u8]) -> Span {
+fn push_name(arena: &mut NameArena, name: &[u8]) -> Span {
     Span {
-        start: out.names.push_name(name) as u32,
+        start: arena.push_name(name) as u32,
         len: name.len() as u32,
     }
 }
