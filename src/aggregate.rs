@@ -21,7 +21,7 @@ use crate::prefault;
 use crate::reassembly::{Fragments, TcpStreams};
 use crate::stats::{Counters, Tally};
 use crate::table::{
-    FpTable, Generations, SynCache, backend_hash, fingerprint, prefetch, push_huge, reserve_huge,
+    FpTable, Generations, SynCache, Vacant, backend_hash, fingerprint, prefetch, push_huge, reserve_huge,
     service_hash,
 };
 use crate::wire::dns::TYPE_SRV;
@@ -751,7 +751,7 @@ impl Aggregator {
             Kind::Address
         };
         let service = match self.find_service(r) {
-            Some(id) => {
+            Ok(id) => {
                 if kind == Kind::Srv
                     && let Some(s) = self.services.get_mut(id as usize)
                 {
@@ -759,7 +759,7 @@ impl Aggregator {
                 }
                 id
             }
-            None => self.new_service(r, batch.name(r.qname), kind),
+            Err(vacant) => self.new_service(r, batch.name(r.qname), kind, vacant),
         };
         self.note_lookup(service, r.ttl, r.ts);
         let found = batch.backends_of(r);
@@ -770,10 +770,11 @@ impl Aggregator {
         }
     }
 
-    /// The existing service of the response's (client, name).
-    fn find_service(&self, r: &DnsEvent) -> Option<u32> {
+    /// The existing service of the response's (client, name), or where
+    /// in the index a new one goes.
+    fn find_service(&self, r: &DnsEvent) -> Result<u32, Vacant> {
         self.service_index
-            .get(r.service, |&id| {
+            .get_or_vacant(r.service, |&id| {
                 // The service hash covers the client; the name is checked
                 // by its hash here too (a second, independent 64 bits).
                 self.services
@@ -784,9 +785,10 @@ impl Aggregator {
     }
 
     /// A service for a (client, name) seen for the first time, within the
-    /// caps; [`NONE`] when the table or the client's quota is full (the
-    /// response still feeds SRV services waiting for the name).
-    fn new_service(&mut self, r: &DnsEvent, qname: &[u8], kind: Kind) -> u32 {
+    /// caps, indexed at `vacant`; [`NONE`] when the table or the client's
+    /// quota is full (the response still feeds SRV services waiting for
+    /// the name).
+    fn new_service(&mut self, r: &DnsEvent, qname: &[u8], kind: Kind, vacant: Vacant) -> u32 {
         let slot = self.client_slot(r.client);
         let used = self.usage.get(slot as usize).map_or(0, |u| u.services);
         if self.services.len() >= self.opts.max_services || used >= self.opts.max_services_per_client {
@@ -814,20 +816,22 @@ impl Aggregator {
                 kind,
             },
         );
-        self.service_index.insert_new(r.service, id);
+        self.service_index.insert_vacant(vacant, r.service, id);
         id
     }
 
     /// The client's entry in `usage`, created if new.
     fn client_slot(&mut self, client: Addr) -> u32 {
         let hash = fingerprint(&client);
-        if let Some(c) = self.clients.get(hash, |c| c.addr == client) {
-            return c.slot;
-        }
+        let vacant = match self.clients.get_or_vacant(hash, |c| c.addr == client) {
+            Ok(c) => return c.slot,
+            Err(vacant) => vacant,
+        };
         let slot = self.usage.len() as u32;
         self.usage.push(Usage::default());
         self.client_addrs.push(client);
-        self.clients.insert_new(hash, ClientSlot { addr: client, slot });
+        self.clients
+            .insert_vacant(vacant, hash, ClientSlot { addr: client, slot });
         slot
     }
 
@@ -1008,24 +1012,24 @@ impl Aggregator {
             .get(at as usize)
             .is_some_and(|b| b.key == key && b.service == service);
         let found = if listed {
-            Some(at)
+            Ok(at)
         } else {
             // The backend hash covers the service and the address.
             self.backend_index
-                .get(key, |&id| {
+                .get_or_vacant(key, |&id| {
                     backends.get(id as usize).is_some_and(|b| b.service == service)
                 })
                 .copied()
         };
         let id = match found {
-            Some(id) => id,
-            None => {
+            Ok(id) => id,
+            Err(vacant) => {
                 let id = self.new_backend(service, addr, key);
                 if id == NONE {
                     self.tally.tables_full += 1;
                     return;
                 }
-                self.backend_index.insert_new(key, id);
+                self.backend_index.insert_vacant(vacant, key, id);
                 id
             }
         };
@@ -1046,10 +1050,10 @@ impl Aggregator {
         }
         // The client's binding to the address now names this backend.
         if !was_bound {
-            let previous = match self.bindings.get_mut(pair, |_| true) {
-                Some(b) => std::mem::replace(b, id),
-                None => {
-                    self.bindings.insert_new(pair, id);
+            let previous = match self.bindings.get_mut_or_vacant(pair, |_| true) {
+                Ok(b) => std::mem::replace(b, id),
+                Err(vacant) => {
+                    self.bindings.insert_vacant(vacant, pair, id);
                     NONE
                 }
             };
