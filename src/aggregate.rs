@@ -1044,9 +1044,16 @@ impl Aggregator {
             b.dns += 1;
         }
         b.expires = expires;
+        let mut new_port = None;
         if let Some(srv) = srv {
             b.srv_priority = srv.priority;
             b.srv_weight = srv.weight;
+            // A port the backend holds inline already (a repeat, the
+            // usual case) needs no call to add it.
+            let count = usize::from(b.srv_port_count);
+            if !b.srv_ports.iter().take(count).any(|&p| p == srv.port) {
+                new_port = Some(srv.port);
+            }
         }
         // The client's binding to the address now names this backend.
         if !was_bound {
@@ -1063,8 +1070,8 @@ impl Aggregator {
                 b.bound = false;
             }
         }
-        if let Some(srv) = srv {
-            self.add_srv_port(id, srv.port);
+        if let Some(port) = new_port {
+            self.add_srv_port(id, port);
         }
     }
 

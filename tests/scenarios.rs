@@ -206,6 +206,30 @@ fn srv_with_additional_records_gives_each_target_its_port() {
 }
 
 #[test]
+fn a_target_with_more_srv_ports_than_held_inline_keeps_each_once_across_responses() {
+    // Five ports for one target: three held in the backend, two beside
+    // it; the second response repeats them all, in another order.
+    let mut s = Script::default();
+    let ports = [8001, 8002, 8003, 8004, 8005];
+    for order in [ports, [8005, 8003, 8001, 8004, 8002]] {
+        let records: Vec<Rr> = order
+            .iter()
+            .map(|&p| srv("_m._tcp.example", "m.example", p))
+            .collect();
+        s.lookup(C, "_m._tcp.example", TYPE_SRV, &records, &[a("m.example", B1)]);
+    }
+    s.syn(C, 40000, B1, 8004);
+    let rows: String = ports
+        .iter()
+        .map(|p| {
+            let conns = u32::from(*p == 8004);
+            format!("010.001.000.001\t010.002.000.001:{p}\t{conns}\t2\t_m._tcp.example.\n")
+        })
+        .collect();
+    assert_eq!(summary(&s), rows);
+}
+
+#[test]
 fn srv_target_resolved_by_a_later_lookup_counts_for_the_srv_name() {
     let mut s = Script::default();
     let record = srv("_y._tcp.example", "late.example", 8443);
