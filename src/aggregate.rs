@@ -158,6 +158,14 @@ pub struct Backend {
     key: u64,
 }
 
+impl Backend {
+    /// Whether it holds SRV `port` inline.
+    fn holds_srv_port(&self, port: u16) -> bool {
+        let count = usize::from(self.srv_port_count);
+        self.srv_ports.iter().take(count).any(|&p| p == port)
+    }
+}
+
 /// At most this many SRV ports are kept per backend.
 const MAX_SRV_PORTS: usize = 64;
 const INLINE_SRV_PORTS: usize = 3;
@@ -1050,8 +1058,7 @@ impl Aggregator {
             b.srv_weight = srv.weight;
             // A port the backend holds inline already (a repeat, the
             // usual case) needs no call to add it.
-            let count = usize::from(b.srv_port_count);
-            if !b.srv_ports.iter().take(count).any(|&p| p == srv.port) {
+            if !b.holds_srv_port(srv.port) {
                 new_port = Some(srv.port);
             }
         }
@@ -1118,14 +1125,16 @@ impl Aggregator {
         id
     }
 
+    /// Notes an SRV `port` of backend `id`: inline while there is room,
+    /// beside it after that.
     fn add_srv_port(&mut self, id: u32, port: u16) {
         let Some(b) = self.backends.get_mut(id as usize) else {
             return;
         };
-        let count = usize::from(b.srv_port_count);
-        if b.srv_ports.iter().take(count).any(|&p| p == port) {
+        if b.holds_srv_port(port) {
             return;
         }
+        let count = usize::from(b.srv_port_count);
         if let Some(slot) = b.srv_ports.get_mut(count) {
             *slot = port;
             b.srv_port_count += 1;

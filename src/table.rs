@@ -535,19 +535,21 @@ struct Slot<V> {
 }
 
 /// Where a probe for an absent entry ended in an [`FpTable`]: its empty
-/// slot, and the table's size then (a table that has grown since has
-/// moved its entries, and the slot means nothing).
+/// slot, and the count of the table's removals and growths then. Once
+/// entries have been removed or moved since, the slot may no longer be
+/// the first empty one of the run (a removal's backward shift can empty
+/// one before it), and an entry put there could not be found.
 #[derive(Clone, Copy, Debug)]
 pub struct Vacant {
     at: usize,
-    size: usize,
+    moves: u32,
 }
 
 impl Vacant {
     /// No slot (the table had none): an insert probes.
     const NONE: Vacant = Vacant {
         at: usize::MAX,
-        size: 0,
+        moves: 0,
     };
 }
 
@@ -566,6 +568,9 @@ pub struct FpTable<V> {
     /// table whose entries come and go (pending queries) crosses that
     /// point many times, and asks at most once a size.
     prepared: usize,
+    /// Counts (wrapping) every removal, clearing and growth: what makes a
+    /// [`Vacant`] stale.
+    moves: u32,
 }
 
 /// How full an [`FpTable`] may be, in eighths (denser is smaller but
@@ -593,6 +598,7 @@ impl<V> Default for FpTable<V> {
             mask: 0,
             len: 0,
             prepared: 0,
+            moves: 0,
         }
     }
 }
@@ -646,20 +652,8 @@ impl<V: Copy + Default> FpTable<V> {
 
     /// The slot holding the entry with `hash` for which `eq` holds.
     #[inline]
-    fn find(&self, hash: u64, mut eq: impl FnMut(&V) -> bool) -> Option<usize> {
-        // (An empty table has no slot 0: the first probe ends the search.)
-        let hash = stored(hash);
-        let mut i = hash as usize & self.mask;
-        loop {
-            let slot = self.slots.get(i)?;
-            if slot.hash == 0 {
-                return None;
-            }
-            if slot.hash == hash && eq(&slot.value) {
-                return Some(i);
-            }
-            i = (i + 1) & self.mask;
-        }
+    fn find(&self, hash: u64, eq: impl FnMut(&V) -> bool) -> Option<usize> {
+        self.search(hash, eq).ok()
     }
 
     /// The value of the first entry stored under `hash` (for prefetching
@@ -703,8 +697,9 @@ impl<V: Copy + Default> FpTable<V> {
         }
     }
 
-    /// [`FpTable::find`], or the empty slot that ended the probe (for an
-    /// empty table, [`Vacant::NONE`]).
+    /// The slot holding the entry with `hash` for which `eq` holds, or
+    /// the empty slot that ended the probe (for an empty table, which has
+    /// no slot 0, [`Vacant::NONE`]).
     #[inline]
     fn search(&self, hash: u64, mut eq: impl FnMut(&V) -> bool) -> Result<usize, Vacant> {
         let hash = stored(hash);
@@ -716,7 +711,7 @@ impl<V: Copy + Default> FpTable<V> {
             if slot.hash == 0 {
                 return Err(Vacant {
                     at: i,
-                    size: self.slots.len(),
+                    moves: self.moves,
                 });
             }
             if slot.hash == hash && eq(&slot.value) {
@@ -730,15 +725,16 @@ impl<V: Copy + Default> FpTable<V> {
     /// `vacant` names (which [`FpTable::get_or_vacant`] gave for the same
     /// `hash`): the slot [`FpTable::insert_new`] would have probed its way
     /// to, the first empty one from the home slot on. If the table must
-    /// grow first, or has changed since (`vacant` is then stale), it is
-    /// [`FpTable::insert_new`]. Not inlined: in the callers' hot paths
-    /// it would take registers from the common case, the entry found.
+    /// grow first, or entries have been removed or moved since, or the
+    /// slot taken (`vacant` is then stale), it is [`FpTable::insert_new`].
+    /// Not inlined: in the callers' hot paths it would take registers
+    /// from the common case, the entry found.
     #[inline(never)]
     pub fn insert_vacant(&mut self, vacant: Vacant, hash: u64, value: V) {
         let fits = (self.len + 1) * 8 <= self.slots.len() * MAX_LOAD_EIGHTHS;
-        let size = self.slots.len();
+        let current = vacant.moves == self.moves;
         match self.slots.get_mut(vacant.at) {
-            Some(s) if fits && vacant.size == size && s.hash == 0 => {
+            Some(s) if fits && current && s.hash == 0 => {
                 *s = Slot {
                     hash: stored(hash),
                     value,
@@ -833,6 +829,7 @@ impl<V: Copy + Default> FpTable<V> {
     /// or more and costs only address space. On a machine that zeroes fresh pages
     /// slowly, the tables' growth was the largest share of wide's time.
     fn grow(&mut self) {
+        self.moves = self.moves.wrapping_add(1);
         let size = (self.slots.len() * 2).max(16);
         if self.slots.capacity() >= size && self.grow_in_place(size) {
             return;
@@ -949,6 +946,7 @@ impl<V: Copy + Default> FpTable<V> {
             *h = Slot::default();
         }
         self.len -= 1;
+        self.moves = self.moves.wrapping_add(1);
         Some(removed)
     }
 
@@ -982,6 +980,7 @@ impl<V: Copy + Default> FpTable<V> {
         if self.len > 0 {
             self.slots.fill(Slot::default());
             self.len = 0;
+            self.moves = self.moves.wrapping_add(1);
         }
     }
 
@@ -1663,6 +1662,20 @@ mod tests {
         }
         assert_eq!(t.len(), 104);
         assert_eq!(t.iter().count(), 104);
+        // A slot given before a removal shifted its run back, which left
+        // the slot before it empty: the first empty one of the run now.
+        let mut t: FpTable<u32> = FpTable::default();
+        t.insert_new(1 << 32 | 2, 1);
+        t.insert_new(2 << 32 | 2, 2);
+        let Err(after_run) = t.get_or_vacant(3 << 32 | 2, |_| true) else {
+            panic!()
+        };
+        assert_eq!(t.remove(1 << 32 | 2, |_| true), Some(1));
+        t.insert_vacant(after_run, 3 << 32 | 2, 3);
+        for (hash, v) in [(2 << 32 | 2, 2), (3 << 32 | 2, 3)] {
+            assert_eq!(t.get(hash, |_| true).copied(), Some(v), "{hash:x}");
+        }
+        assert_eq!(t.len(), 2);
     }
 
     #[test]
