@@ -883,12 +883,18 @@ impl<V: Copy + Default> FpTable<V> {
             if s.hash == 0 {
                 continue;
             }
+            // In its home slot, which stays its home: it would be taken
+            // and put back where it is.
+            let home = s.hash as usize & self.mask;
+            if home == i {
+                continue;
+            }
             let slot = std::mem::take(s);
             if i < first_empty {
                 last.push(slot);
                 continue;
             }
-            let at = self.empty_from(slot.hash as usize & self.mask);
+            let at = self.empty_from(home);
             if !self.put(at, slot) {
                 last.push(slot);
             }
