@@ -327,6 +327,10 @@ pub struct Aggregator {
     /// Scratch space for messages reassembled here.
     scratch: EventBatch,
     messages: Vec<Vec<u8>>,
+    /// A mapped capture's length ([`Aggregator::expect_capture`]).
+    capture_len: Option<u64>,
+    /// Where in it the batches applied so far end.
+    applied_to: u64,
 }
 
 impl Aggregator {
@@ -362,6 +366,8 @@ impl Aggregator {
             fragments: Fragments::default(),
             scratch: EventBatch::default(),
             messages: Vec::new(),
+            capture_len: None,
+            applied_to: 0,
         }
     }
 
@@ -378,6 +384,7 @@ impl Aggregator {
     /// rather than as it is written ([`crate::table::reserving_is_free`]),
     /// or that the allocator refuses.
     pub fn expect_capture(&mut self, bytes: u64) {
+        self.capture_len = Some(bytes);
         let most = |per: u64, cap: usize| usize::try_from(bytes / per).map_or(cap, |n| n.min(cap));
         let services = most(MIN_RESPONSE_BYTES, self.opts.max_services);
         let backends = most(MIN_ANSWER_BYTES, self.opts.max_backends);
@@ -408,6 +415,10 @@ impl Aggregator {
     /// counters are added when `from` is 0.
     pub fn apply_until(&mut self, batch: &EventBatch, from: usize, stop_at: Option<u64>) -> usize {
         if from == 0 {
+            if let Some(total) = self.capture_len {
+                self.plan_growth(self.applied_to, total);
+                self.applied_to = batch.end_offset;
+            }
             self.counters.add(&batch.counters);
             self.folded.clear();
             self.folded.resize(batch.groups.len(), false);
@@ -504,6 +515,30 @@ impl Aggregator {
             }
         }
         batch.events.len()
+    }
+
+    /// Tells the indexes of services, backends and bindings how many
+    /// entries they will hold at the end of a mapped capture if they keep
+    /// growing as they have (in proportion to the bytes applied, `offset`
+    /// of `total`), once an eighth of it is applied: on a capture whose clients
+    /// keep looking up new names, such as wide, an index then grows once
+    /// to its final size instead of doubling three times, and each entry
+    /// is moved once rather than three times (each growth moves every
+    /// entry). Through a pipe the length is not known, and tables double.
+    fn plan_growth(&mut self, offset: u64, total: u64) {
+        if offset == 0 || offset < total / 8 {
+            return;
+        }
+        let at_end = |len: usize, cap: usize| {
+            let n = len as u128 * u128::from(total) / u128::from(offset);
+            usize::try_from(n).map_or(cap, |n| n.min(cap))
+        };
+        let services = at_end(self.service_index.len(), self.opts.max_services);
+        let backends = at_end(self.backend_index.len(), self.opts.max_backends);
+        let bindings = at_end(self.bindings.len(), self.opts.max_backends);
+        self.service_index.expect(services);
+        self.backend_index.expect(backends);
+        self.bindings.expect(bindings);
     }
 
     /// First stage: starts loading the index slots `ev` will probe.
@@ -1569,6 +1604,55 @@ mod grouping {
         let mut out = Vec::new();
         crate::output::write_summary_tsv(agg, &mut out).expect("into memory");
         String::from_utf8(out).expect("text")
+    }
+
+    /// A mapped run's tables grow to the size their growth so far points
+    /// to (`plan_growth`), a pipe's double: the same capture, wide (every
+    /// lookup a new service), gives the same summary and counts either
+    /// way, in batches of any size, and the plan was made.
+    #[test]
+    fn planned_growth_changes_nothing_but_the_tables_sizes() {
+        let work = crate::generate::Workload {
+            clients: 60,
+            services: 50,
+            connections: 12_000,
+            lookup_every: 1_000_000,
+            ..Default::default()
+        };
+        let mut bytes = Vec::new();
+        crate::generate::generate(&work, &mut bytes).expect("into memory");
+        let metas = frame_all(&bytes);
+        let dissector = Dissector::default();
+        for chunk in [64usize, 4096] {
+            let mut planned = Aggregator::new(Options::default());
+            planned.expect_capture(bytes.len() as u64);
+            let mut doubled = Aggregator::new(Options::default());
+            for part in metas.chunks(chunk) {
+                let mut batch = EventBatch::default();
+                crate::pipeline::dissect_records(&dissector, &bytes, part, &mut batch);
+                batch.end_offset = part
+                    .last()
+                    .map_or(0, |m| u64::from(m.data_off) + u64::from(m.caplen));
+                planned.apply(&batch);
+                doubled.apply(&batch);
+            }
+            assert!(
+                planned.services.len() > 2000,
+                "{} services",
+                planned.services.len()
+            );
+            assert_eq!(summary(&planned), summary(&doubled));
+            assert_eq!(planned.counters, doubled.counters);
+            assert_eq!(planned.tally, doubled.tally);
+            // The services came at an even pace: the plan foresaw them.
+            let expected = planned.service_index.expected();
+            let held = planned.service_index.len();
+            assert!(
+                expected >= held && expected < held + held / 4,
+                "{expected} for {held}"
+            );
+            assert_eq!(doubled.service_index.expected(), 0);
+        }
     }
 
     #[test]

@@ -556,7 +556,8 @@ impl Vacant {
 /// An open-addressing hash table (linear probing, backward-shift deletion)
 /// whose callers supply each key's hash. Values sit beside their hash, so
 /// a lookup usually touches one cache line, and [`FpTable::prefetch`] can
-/// start that load early. Grows by doubling, never above
+/// start that load early. Grows by doubling (or at once to the size its
+/// owner expects it to need), never above
 /// [`MAX_LOAD_EIGHTHS`]/8 full; a table of 4 MiB and more grows in place
 /// where it can (see `FpTable::grow`).
 #[derive(Clone)]
@@ -564,18 +565,35 @@ pub struct FpTable<V> {
     slots: Vec<Slot<V>>,
     mask: usize,
     len: usize,
-    /// The size whose room [`FpTable::about_to_grow`] last looked at: a
-    /// table whose entries come and go (pending queries) crosses that
-    /// point many times, and asks at most once a size.
+    /// The size up to which [`FpTable::about_to_grow`] has had the room
+    /// populated: a table whose entries come and go (pending queries)
+    /// crosses that point many times, and asks at most once a size.
     prepared: usize,
     /// Counts (wrapping) every removal, clearing and growth: what makes a
     /// [`Vacant`] stale.
     moves: u32,
+    /// How many entries the table's owner expects it to hold at the end
+    /// ([`FpTable::expect`]; 0 when it has no estimate).
+    expected: usize,
 }
 
 /// How full an [`FpTable`] may be, in eighths (denser is smaller but
 /// probes further).
 const MAX_LOAD_EIGHTHS: usize = 5;
+
+/// The most times its size a table grows by at once, to make room for
+/// the entries its owner expects ([`FpTable::expect`]) instead of
+/// doubling: a table whose entries stop coming just after it grew is then
+/// at most four times the size doubling would have left it.
+const MAX_GROWTH: usize = 8;
+
+/// The slots that hold `entries` without growing: a power of two
+/// (`usize::MAX` if there is none so large).
+fn slots_for(entries: usize) -> usize {
+    (entries.saturating_mul(8) / MAX_LOAD_EIGHTHS)
+        .checked_next_power_of_two()
+        .unwrap_or(usize::MAX)
+}
 
 /// A table that outgrows its memory and is [`ROOM_FROM`] or more moves to
 /// memory with room for this many times its new size (address space only,
@@ -599,6 +617,7 @@ impl<V> Default for FpTable<V> {
             len: 0,
             prepared: 0,
             moves: 0,
+            expected: 0,
         }
     }
 }
@@ -623,12 +642,35 @@ impl<V: Copy + Default> FpTable<V> {
     /// populated ahead of it where this thread asks for that
     /// ([`prefault`]).
     pub fn reserve(&mut self, entries: usize) {
-        let slots = (entries.saturating_mul(8) / MAX_LOAD_EIGHTHS)
-            .checked_next_power_of_two()
-            .unwrap_or(usize::MAX);
+        let slots = slots_for(entries);
         if self.len == 0 && slots.checked_mul(size_of::<Slot<V>>()).is_some() {
             reserve_room(&mut self.slots, slots);
         }
+    }
+
+    /// Told how many entries the table should hold in the end (an
+    /// estimate, which may change): when it must grow, it grows to hold
+    /// them, up to [`MAX_GROWTH`] times its size, instead of doubling, so
+    /// that its entries are not moved at each of the doublings between.
+    pub fn expect(&mut self, entries: usize) {
+        self.expected = entries;
+        // Past the point where its room was populated for a doubling:
+        // the rest of the room it will now grow into is asked for too.
+        if self.len * 32 >= self.slots.len() * MAX_LOAD_EIGHTHS * 3 && self.len > 0 {
+            self.about_to_grow();
+        }
+    }
+
+    /// What [`FpTable::expect`] was last told.
+    pub fn expected(&self) -> usize {
+        self.expected
+    }
+
+    /// The size the table grows to next.
+    fn next_size(&self) -> usize {
+        let size = self.slots.len();
+        let doubled = (size * 2).max(16);
+        slots_for(self.expected).clamp(doubled, doubled.max(size.saturating_mul(MAX_GROWTH)))
     }
 
     #[inline(always)]
@@ -777,11 +819,18 @@ impl<V: Copy + Default> FpTable<V> {
     #[inline(never)]
     fn about_to_grow(&mut self) {
         let size = self.slots.len();
-        if std::mem::replace(&mut self.prepared, size) == size {
+        let target = self.next_size();
+        // Slots from `size` up to `prepared` were asked for already.
+        let from = self.prepared.max(size);
+        if target <= from {
             return;
         }
+        self.prepared = target;
         if size_of_val(self.slots.as_slice()) >= prefault::STRETCH / 8
-            && let Some(upper) = self.slots.spare_capacity_mut().get_mut(..size)
+            && let Some(upper) = self
+                .slots
+                .spare_capacity_mut()
+                .get_mut(from - size..target - size)
         {
             advise_huge(upper);
             prefault::request(upper);
@@ -821,16 +870,17 @@ impl<V: Copy + Default> FpTable<V> {
         }
     }
 
-    /// Doubles the table. When its vector has room for the doubled size
-    /// (an earlier growth reserved it), the table doubles in place: only
-    /// the new half is fresh memory, and no second table is filled and
+    /// Doubles the table, or grows it to hold the entries it expects
+    /// ([`FpTable::next_size`]). When its vector has room for the new size
+    /// (an earlier growth reserved it), the table grows in place: only
+    /// the new part is fresh memory, and no second table is filled and
     /// the first dropped. Otherwise the entries move to new memory, with
     /// room for [`ROOM_FACTOR`] times the size when that is [`ROOM_FROM`]
     /// or more and costs only address space. On a machine that zeroes fresh pages
     /// slowly, the tables' growth was the largest share of wide's time.
     fn grow(&mut self) {
         self.moves = self.moves.wrapping_add(1);
-        let size = (self.slots.len() * 2).max(16);
+        let size = self.next_size();
         if self.slots.capacity() >= size && self.grow_in_place(size) {
             return;
         }
@@ -855,13 +905,14 @@ impl<V: Copy + Default> FpTable<V> {
         }
     }
 
-    /// Doubles the table to `size` slots within its vector's capacity.
-    /// Each entry's new home is its old one or that plus the old size.
-    /// The entries are taken in slot order from just after the first
-    /// empty slot, so each probe run is taken from its start: an entry
-    /// that stays in the lower half lands at or before its old slot, among
-    /// slots already settled, and one that moves lands in the upper half,
-    /// which only fills; neither can leave a hole in a run it has crossed.
+    /// Grows the table to `size` slots (a power of two times its size)
+    /// within its vector's capacity. Each entry's new home is its old one
+    /// or that plus a multiple of the old size. The entries are taken in
+    /// slot order from just after the first empty slot, so each probe run
+    /// is taken from its start: an entry that stays in the old slots lands
+    /// at or before its old slot, among slots already settled, and one
+    /// that moves lands in the new slots, which only fill; neither can
+    /// leave a hole in a run it has crossed.
     /// The entries before that empty slot (the run that wrapped from the
     /// old last slot to the first) and any entry whose run would now wrap
     /// from the new last slot are set aside and placed last, when every
@@ -1348,6 +1399,75 @@ mod tests {
             }
             assert_eq!(table.slots.capacity(), 256, "grew in place");
         }
+    }
+
+    /// Tables told to expect more entries than they hold grow by up to
+    /// eight times at once, in place, their runs crowded at the end to
+    /// wrap as in the test above; every entry is found after each
+    /// insertion, and no growth is by more than [`MAX_GROWTH`] or by less
+    /// than two.
+    #[test]
+    fn growth_to_an_expected_size_keeps_every_entry() {
+        let mut x = 0x51_7CC1_B727_220Au64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut factors = std::collections::BTreeSet::new();
+        for trial in 0..3000u64 {
+            let mut table: FpTable<u32> = FpTable {
+                slots: Vec::with_capacity(4096),
+                ..FpTable::default()
+            };
+            let mut held = Vec::new();
+            let crowd = 16u64 << (trial % 3);
+            for n in 0..120u32 {
+                // A new estimate now and then, above or below what is held.
+                if n % 10 == 0 {
+                    table.expect((next() % 1200) as usize);
+                }
+                let r = next();
+                let hash = if r % 4 == 0 {
+                    r
+                } else {
+                    (r & !(crowd - 1)) | (crowd - 1 - (r >> 60))
+                };
+                let hash = stored(hash);
+                if held.iter().any(|&(h, _)| h == hash) {
+                    continue;
+                }
+                let before = table.capacity();
+                table.insert_new(hash, n);
+                held.push((hash, n));
+                if before > 0 && table.capacity() != before {
+                    factors.insert(table.capacity() / before);
+                }
+                for &(h, v) in &held {
+                    assert_eq!(table.get(h, |&w| w == v), Some(&v), "trial {trial}, {h:x}");
+                }
+            }
+            assert_eq!(table.slots.capacity(), 4096, "grew in place");
+        }
+        assert_eq!(factors.into_iter().collect::<Vec<_>>(), [2, 4, 8]);
+    }
+
+    /// Without an estimate, or with one it already holds, a table doubles.
+    #[test]
+    fn a_table_doubles_unless_it_expects_more() {
+        let mut table: FpTable<u32> = FpTable::default();
+        for n in 0..10u64 {
+            table.insert_new(n.wrapping_mul(0x9E37_79B9_7F4A_7C15), 0);
+        }
+        assert_eq!(table.capacity(), 16);
+        assert_eq!(table.next_size(), 32);
+        table.expect(5);
+        assert_eq!(table.next_size(), 32);
+        table.expect(30);
+        assert_eq!(table.next_size(), 64);
+        table.expect(usize::MAX);
+        assert_eq!(table.next_size(), 16 * MAX_GROWTH);
     }
 
     /// A table that reaches 4 MiB moves to memory with room for eight
