@@ -23,9 +23,7 @@ pub fn dissect_all(
         .enumerate()
         .map(|(i, part)| {
             // Where the batch ends in the capture, as the reader tells.
-            let end_offset = part
-                .last()
-                .map_or(0, |m| u64::from(m.data_off) + u64::from(m.caplen));
+            let end_offset = part.last().map_or(0, RecordMeta::end);
             let mut batch = EventBatch {
                 seq: i as u64,
                 end_offset,

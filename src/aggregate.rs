@@ -1630,9 +1630,7 @@ mod grouping {
             for part in metas.chunks(chunk) {
                 let mut batch = EventBatch::default();
                 crate::pipeline::dissect_records(&dissector, &bytes, part, &mut batch);
-                batch.end_offset = part
-                    .last()
-                    .map_or(0, |m| u64::from(m.data_off) + u64::from(m.caplen));
+                batch.end_offset = part.last().map_or(0, RecordMeta::end);
                 planned.apply(&batch);
                 doubled.apply(&batch);
             }

@@ -656,7 +656,7 @@ impl<V: Copy + Default> FpTable<V> {
         self.expected = entries;
         // Past the point where its room was populated for a doubling:
         // the rest of the room it will now grow into is asked for too.
-        if self.len * 32 >= self.slots.len() * MAX_LOAD_EIGHTHS * 3 && self.len > 0 {
+        if self.len > 0 && self.len * 32 >= self.about_to_grow_at() {
             self.about_to_grow();
         }
     }
@@ -807,9 +807,15 @@ impl<V: Copy + Default> FpTable<V> {
         // the helper time to populate even an 8 MiB half (at seven
         // eighths, the aggregator took twice the page faults on wide,
         // 8.4 k against 4.1 k, having often caught it up).
-        if self.len * 32 == self.slots.len() * MAX_LOAD_EIGHTHS * 3 {
+        if self.len * 32 == self.about_to_grow_at() {
             self.about_to_grow();
         }
+    }
+
+    /// Where [`FpTable::about_to_grow`] is called: when 32 times the
+    /// entries held reach this.
+    fn about_to_grow_at(&self) -> usize {
+        self.slots.len() * MAX_LOAD_EIGHTHS * 3
     }
 
     /// The table will soon grow: one of 256 KiB and more with room to
@@ -1358,6 +1364,18 @@ mod tests {
         }
     }
 
+    /// Most of the hashes homed in the last few slots of a table of
+    /// `crowd` slots (and of every smaller one), bit `crowd` at random;
+    /// one in four anywhere.
+    fn crowded(r: u64, crowd: u64) -> u64 {
+        let hash = if r.is_multiple_of(4) {
+            r
+        } else {
+            (r & !(crowd - 1)) | (crowd - 1 - (r >> 60))
+        };
+        stored(hash)
+    }
+
     /// Small tables grown in place many times over, their homes crowded
     /// at the end so that runs wrap from the last slot to the first before
     /// and after the doubling, some entries moving up and some staying:
@@ -1379,15 +1397,7 @@ mod tests {
             let mut held = Vec::new();
             let crowd = 16u64 << (trial % 3);
             for n in 0..60u32 {
-                let r = next();
-                // Homes in the last few slots of a table of `crowd` slots
-                // (and of every smaller one); bit `crowd` at random.
-                let hash = if r % 4 == 0 {
-                    r
-                } else {
-                    (r & !(crowd - 1)) | (crowd - 1 - (r >> 60))
-                };
-                let hash = stored(hash);
+                let hash = crowded(next(), crowd);
                 if held.iter().any(|&(h, _)| h == hash) {
                     continue;
                 }
@@ -1408,13 +1418,7 @@ mod tests {
     /// than two.
     #[test]
     fn growth_to_an_expected_size_keeps_every_entry() {
-        let mut x = 0x51_7CC1_B727_220Au64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::generate::Rng::new(22);
         let mut factors = std::collections::BTreeSet::new();
         for trial in 0..3000u64 {
             let mut table: FpTable<u32> = FpTable {
@@ -1426,15 +1430,9 @@ mod tests {
             for n in 0..120u32 {
                 // A new estimate now and then, above or below what is held.
                 if n % 10 == 0 {
-                    table.expect((next() % 1200) as usize);
+                    table.expect(rng.below(1200) as usize);
                 }
-                let r = next();
-                let hash = if r % 4 == 0 {
-                    r
-                } else {
-                    (r & !(crowd - 1)) | (crowd - 1 - (r >> 60))
-                };
-                let hash = stored(hash);
+                let hash = crowded(rng.next_u64(), crowd);
                 if held.iter().any(|&(h, _)| h == hash) {
                     continue;
                 }

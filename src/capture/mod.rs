@@ -26,6 +26,13 @@ pub struct RecordMeta {
     pub ts: u64,
 }
 
+impl RecordMeta {
+    /// Where its packet bytes end, from the start of the slice framed.
+    pub fn end(&self) -> u64 {
+        u64::from(self.data_off) + u64::from(self.caplen)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A record, and the bytes it spans.
