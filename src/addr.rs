@@ -131,15 +131,21 @@ static HEX2: [[u8; 2]; 256] = {
     t
 };
 
-/// A short text built on the stack: room for an address with its port
-/// (at most 47 bytes) and two 64-bit numbers (20 digits each) with their
-/// separators, one output line but its name.
+/// A short text built on the stack: room for a client's address and a
+/// tab (at most 40 bytes), an address with its port (at most 47) and two
+/// 64-bit numbers (20 digits each) with their separators, one output line
+/// but its name.
 pub struct Short {
     bytes: [u8; SHORT_LEN],
     len: usize,
 }
 
-const SHORT_LEN: usize = 96;
+const SHORT_LEN: usize = 160;
+
+/// A [`Short`] this long or shorter is appended by one copy of this many
+/// bytes, whose length the compiler knows (a few vector moves, where a
+/// copy of a length known only at run time is a call).
+const SHORT_COPY: usize = 64;
 
 impl Default for Short {
     fn default() -> Self {
@@ -162,21 +168,51 @@ impl Short {
         }
     }
 
-    /// Appends `n` in decimal.
+    /// Appends `n` in decimal, its digits written in place (counted
+    /// first), a single digit without a loop.
+    #[inline]
     pub fn push_decimal(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            if let Some(d) = digits.get_mut(i) {
-                *d = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
-            }
+        if n < 10 {
+            self.push(&[b'0' + n as u8]);
+            return;
         }
-        self.push(digits.get(i..).unwrap_or(&[]));
+        let count = n.ilog10() as usize + 1;
+        debug_assert!(self.len + count <= SHORT_LEN, "Short overflows");
+        if let Some(to) = self.bytes.get_mut(self.len..self.len + count) {
+            for d in to.iter_mut().rev() {
+                *d = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            self.len += count;
+        }
+    }
+
+    /// Drops all but the first `len` bytes.
+    #[inline]
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends the text to `buf`: a short one by a copy of
+    /// [`SHORT_COPY`] bytes, the bytes past its end then cut off again.
+    #[inline]
+    pub fn append_to(&self, buf: &mut Vec<u8>) {
+        let at = buf.len();
+        match self.bytes.first_chunk::<SHORT_COPY>() {
+            Some(head) if self.len <= SHORT_COPY => {
+                buf.extend_from_slice(head);
+                buf.truncate(at + self.len);
+            }
+            _ => buf.extend_from_slice(self.as_bytes()),
+        }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -262,10 +298,49 @@ mod tests {
                 assert_eq!(String::from_utf8(out.as_bytes().to_vec()).unwrap(), want);
             }
         }
-        for n in [0u64, 7, 10, 99, 100, 65535, u64::MAX] {
+        for n in [
+            0u64,
+            7,
+            9,
+            10,
+            99,
+            100,
+            65535,
+            9_999_999_999_999_999_999,
+            10_000_000_000_000_000_000,
+            u64::MAX,
+        ] {
             let mut out = Short::default();
             out.push_decimal(n);
             assert_eq!(String::from_utf8(out.as_bytes().to_vec()).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn appended_text_is_cut_at_its_end() {
+        // Short texts take the fixed-length copy, and the bytes it copies
+        // past the text's end must not stay in the buffer; longer ones the
+        // plain copy. Each is appended after what the buffer holds.
+        for len in [0, 1, SHORT_COPY - 1, SHORT_COPY, SHORT_COPY + 1, SHORT_LEN] {
+            let mut t = Short::default();
+            for i in 0..len {
+                t.push(&[b'a' + (i % 26) as u8]);
+            }
+            let mut buf = b"before|".to_vec();
+            t.append_to(&mut buf);
+            buf.extend_from_slice(b"|after");
+            let want: Vec<u8> = b"before|"
+                .iter()
+                .copied()
+                .chain((0..len).map(|i| b'a' + (i % 26) as u8))
+                .chain(b"|after".iter().copied())
+                .collect();
+            assert_eq!(buf, want, "{len} bytes");
+            // Cut back, the text appends only what is left.
+            t.truncate(len / 2);
+            let mut buf = Vec::new();
+            t.append_to(&mut buf);
+            assert_eq!(buf.len(), len / 2);
         }
     }
 
@@ -309,6 +384,8 @@ mod tests {
     #[test]
     fn short_text_holds_the_longest_line_part() {
         let mut t = Short::default();
+        Addr::V6([0xff; 16]).padded_into(&mut t, None);
+        t.push(b"\t");
         Addr::V6([0xff; 16]).padded_into(&mut t, Some(Some(65535)));
         t.push(b"\t");
         t.push_decimal(u64::MAX);
@@ -316,7 +393,7 @@ mod tests {
         t.push_decimal(u64::MAX);
         t.push(b"\t");
         let want = format!(
-            "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535\t{}\t{}\t",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\t[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535\t{}\t{}\t",
             u64::MAX,
             u64::MAX
         );

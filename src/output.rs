@@ -446,26 +446,28 @@ pub fn write_summary_tsv_blocks(
 }
 
 /// The TSV lines of `rows` (one service's, which share its client and
-/// name): each client is formatted once, where the rows' client changes.
+/// name): each client is formatted once, where the rows' client changes,
+/// and each row's line is written after it.
 pub fn push_rows(buf: &mut Vec<u8>, rows: &[Row], name: &str) {
-    let mut client = Short::default();
+    let mut line = Short::default();
     let mut formatted = None;
+    let mut client_len = 0;
     for r in rows {
         if formatted != Some(r.client) {
-            client = Short::default();
-            r.client.padded_into(&mut client, None);
-            client.push(b"\t");
+            line.truncate(0);
+            r.client.padded_into(&mut line, None);
+            line.push(b"\t");
+            client_len = line.len();
             formatted = Some(r.client);
         }
-        let mut line = Short::default();
+        line.truncate(client_len);
         r.backend.padded_into(&mut line, Some(r.port));
         line.push(b"\t");
         line.push_decimal(r.conns);
         line.push(b"\t");
         line.push_decimal(r.dns);
         line.push(b"\t");
-        buf.extend_from_slice(client.as_bytes());
-        buf.extend_from_slice(line.as_bytes());
+        line.append_to(buf);
         buf.extend_from_slice(name.as_bytes());
         buf.push(b'\n');
     }
@@ -475,4 +477,48 @@ pub fn push_rows(buf: &mut Vec<u8>, rows: &[Row], name: &str) {
 /// #dns <TAB> name`.
 pub fn push_row(buf: &mut Vec<u8>, r: &Row, name: &str) {
     push_rows(buf, std::slice::from_ref(r), name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_written_as_their_display_forms() {
+        let mut o = [0u8; 16];
+        o[0] = 0xfd;
+        o[15] = 0x0b;
+        let v4 = Addr::V4([10, 0, 20, 1]);
+        let v6 = Addr::V6(o);
+        let row = |client, backend, port, conns, dns| Row {
+            client,
+            backend,
+            port,
+            conns,
+            dns,
+        };
+        // The client changes between rows, lines are short (one fixed
+        // copy) and long (IPv6 both sides, the largest counts).
+        let rows = [
+            row(v4, v4, Some(80), 0, 1),
+            row(v4, v6, None, 9, 10),
+            row(v6, v6, Some(65535), u64::MAX, u64::MAX),
+            row(v6, v4, Some(0), 12345, 0),
+            row(v4, v4, Some(443), 1, 99),
+        ];
+        let name = "a.example.";
+        let mut buf = b"x\n".to_vec();
+        push_rows(&mut buf, &rows, name);
+        let mut want = String::from("x\n");
+        for r in &rows {
+            want += &format!(
+                "{}\t{}\t{}\t{}\t{name}\n",
+                r.client.padded(),
+                r.backend.padded_with_port(r.port),
+                r.conns,
+                r.dns
+            );
+        }
+        assert_eq!(String::from_utf8(buf).unwrap(), want);
+    }
 }
