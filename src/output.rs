@@ -110,18 +110,23 @@ pub fn service_conns(agg: &Aggregator, ports: &PortsByBackend, service: &Service
 /// The reported services with their names in report form, sorted by
 /// client, then name (bytes). Each distinct name is rendered once, and
 /// services are sorted by the rank of their name: no string is compared
-/// per service.
+/// per service, and the services are put in order by two counting sorts
+/// (by name's rank, then by client), not compared either.
 pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
     // Each vector is made at its final size (at most): one grown by
     // doubling is copied each time, into pages the kernel has to clear.
     let mut reported: Vec<&Service> = Vec::with_capacity(agg.services.len());
     reported.extend(agg.services.iter().filter(|s| agg.reported(s)));
-    let mut ids: Vec<NameId> = reported.iter().map(|s| s.name).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut names: Vec<(Arc<str>, NameId)> = ids
-        .into_iter()
-        .map(|id| (presentation_string(agg.names.name(id)).into(), id))
+    // The names in use: ids are dense from 0.
+    let mut used = vec![false; agg.names.len()];
+    for s in &reported {
+        if let Some(u) = used.get_mut(s.name.0 as usize) {
+            *u = true;
+        }
+    }
+    let mut names: Vec<(Arc<str>, NameId)> = (0..used.len() as u32)
+        .filter(|&id| used.get(id as usize).copied().unwrap_or(false))
+        .map(|id| (presentation_string(agg.names.name(NameId(id))).into(), NameId(id)))
         .collect();
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     // By name id: (rank, name); ids are dense from 0.
@@ -142,18 +147,54 @@ pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
             *p = i as u32;
         }
     }
-    let mut keyed: Vec<(u64, &Service)> = Vec::with_capacity(reported.len());
+    // (rank of its name, its client's place): a service's key, unique, as
+    // a service is one client's lookups of one name.
+    let mut keyed: Vec<(u32, u32, &Service)> = Vec::with_capacity(reported.len());
     keyed.extend(reported.into_iter().filter_map(|s| {
         let (rank, _) = by_id.get(s.name.0 as usize)?.as_ref()?;
         let client = place.get(agg.client_slot_of(s) as usize)?;
-        Some(((u64::from(*client) << 32) | u64::from(*rank), s))
+        Some((*rank, *client, s))
     }));
-    keyed.sort_unstable_by_key(|&(key, _)| key);
-    let mut sorted = Vec::with_capacity(keyed.len());
-    sorted.extend(keyed.into_iter().filter_map(|(_, s)| {
+    let by_rank = counting_sort(&keyed, by_id.len(), |&(rank, _, _)| rank);
+    let by_client = counting_sort(&by_rank, clients.len(), |&(_, client, _)| client);
+    let mut sorted = Vec::with_capacity(by_client.len());
+    sorted.extend(by_client.into_iter().filter_map(|(_, _, s)| {
         let (_, name) = by_id.get(s.name.0 as usize)?.as_ref()?;
         Some((s, Arc::clone(name)))
     }));
+    sorted
+}
+
+/// `items` in order of `key`, each below `keys`; stable (items of one key
+/// stay in the order given), so sorting by a second key after a first
+/// orders by both. Two passes over `items` and one over the keys.
+fn counting_sort<T: Copy>(items: &[T], keys: usize, key: impl Fn(&T) -> u32) -> Vec<T> {
+    let Some(&first) = items.first() else {
+        return Vec::new();
+    };
+    // Where each key's items start.
+    let mut start = vec![0u32; keys + 1];
+    for item in items {
+        debug_assert!((key(item) as usize) < keys, "a key out of range");
+        if let Some(n) = start.get_mut(key(item) as usize + 1) {
+            *n += 1;
+        }
+    }
+    for i in 1..start.len() {
+        let before = start.get(i - 1).copied().unwrap_or(0);
+        if let Some(n) = start.get_mut(i) {
+            *n += before;
+        }
+    }
+    let mut sorted = vec![first; items.len()];
+    for &item in items {
+        if let Some(at) = start.get_mut(key(&item) as usize)
+            && let Some(slot) = sorted.get_mut(*at as usize)
+        {
+            *slot = item;
+            *at += 1;
+        }
+    }
     sorted
 }
 
@@ -482,6 +523,28 @@ pub fn push_row(buf: &mut Vec<u8>, r: &Row, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counting_sorts_order_by_both_keys_and_keep_ties_in_order() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u32| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % u64::from(n)) as u32
+        };
+        // (first key, second key, place given): ties on both keys too.
+        let items: Vec<(u32, u32, usize)> = (0..5000).map(|i| (next(37), next(11), i)).collect();
+        let by_first = counting_sort(&items, 37, |&(a, _, _)| a);
+        let both = counting_sort(&by_first, 11, |&(_, b, _)| b);
+        let mut want = items.clone();
+        want.sort_by_key(|&(a, b, i)| (b, a, i));
+        assert_eq!(both, want);
+        assert_eq!(
+            counting_sort(&[] as &[(u32, u32, usize)], 4, |&(a, _, _)| a),
+            vec![]
+        );
+    }
 
     #[test]
     fn rows_are_written_as_their_display_forms() {
