@@ -159,6 +159,12 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// The first port connected to and its connections, if any.
+    #[inline]
+    pub fn first_port(&self) -> Option<(u16, u32)> {
+        (self.conns > 0).then_some((self.port, self.conns))
+    }
+
     /// Whether it holds SRV `port` inline.
     fn holds_srv_port(&self, port: u16) -> bool {
         let count = usize::from(self.srv_port_count);
@@ -1004,14 +1010,10 @@ impl Aggregator {
         b.stale_conns += u32::from(ts > b.expires);
     }
 
-    /// Every (backend, port, connections), in no particular order.
-    pub fn connection_counts(&self) -> impl Iterator<Item = (u32, u16, u32)> + '_ {
-        self.backends
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.conns > 0)
-            .map(|(id, b)| (id as u32, b.port, b.conns))
-            .chain(self.more_conns.iter().map(|(&(b, p), &n)| (b, p, n)))
+    /// (backend, port, connections) on the ports other than each
+    /// backend's first ([`Backend::first_port`]), in no particular order.
+    pub fn more_connection_counts(&self) -> impl Iterator<Item = (u32, u16, u32)> + '_ {
+        self.more_conns.iter().map(|(&(b, p), &n)| (b, p, n))
     }
 
     /// The first of a service's backends, in the order they were first

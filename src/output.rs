@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::addr::{Addr, Short};
 use crate::aggregate::{Aggregator, Backend, Kind, Service};
-use crate::intern::NameId;
+use crate::intern::{Map, NameId};
 use crate::wire::dns::presentation_string;
 
 /// One (client, backend address, port) line of the summary, without its
@@ -21,76 +21,73 @@ pub struct Row {
     pub dns: u64,
 }
 
-/// Connection counts grouped by backend: one counting sort of the
-/// (backend, port) table, no allocation per backend.
+/// Connection counts by backend and port. A backend connected to on one
+/// port holds its count itself; only the backends connected to on more
+/// than one port (`Aggregator::more_conns`, seldom many) have their
+/// counts gathered here, so a summary of many backends walks and stores
+/// nothing per backend before its rows.
 pub struct PortsByBackend {
-    start: Vec<u32>,
+    /// Backends with more than one port: where their counts lie in
+    /// `entries`.
+    many: Map<u32, (u32, u32)>,
+    /// Those backends' (port, connections), each one's by port.
     entries: Vec<(u16, u32)>,
+}
+
+/// One backend's (port, connections), by port.
+pub enum Ports<'a> {
+    One([(u16, u32); 1]),
+    Listed(&'a [(u16, u32)]),
+}
+
+impl std::ops::Deref for Ports<'_> {
+    type Target = [(u16, u32)];
+
+    fn deref(&self) -> &[(u16, u32)] {
+        match self {
+            Ports::One(one) => one,
+            Ports::Listed(listed) => listed,
+        }
+    }
 }
 
 impl PortsByBackend {
     pub fn new(agg: &Aggregator) -> Self {
-        let mut start = vec![0u32; agg.backends.len() + 1];
-        let mut total = 0;
-        for (backend, _, _) in agg.connection_counts() {
-            if let Some(s) = start.get_mut(backend as usize + 1) {
-                *s += 1;
-                total += 1;
+        let mut more: Vec<(u32, u16, u32)> = agg.more_connection_counts().collect();
+        more.sort_unstable();
+        let mut many = Map::default();
+        let mut entries = Vec::with_capacity(more.len() * 2);
+        for run in more.chunk_by(|a, b| a.0 == b.0) {
+            let Some(&(backend, _, _)) = run.first() else {
+                continue;
+            };
+            let start = entries.len();
+            entries.extend(agg.backends.get(backend as usize).and_then(Backend::first_port));
+            entries.extend(run.iter().map(|&(_, port, n)| (port, n)));
+            if let Some(listed) = entries.get_mut(start..) {
+                listed.sort_unstable();
             }
+            many.insert(backend, (start as u32, entries.len() as u32));
         }
-        for i in 1..start.len() {
-            let before = start.get(i - 1).copied().unwrap_or(0);
-            if let Some(s) = start.get_mut(i) {
-                *s += before;
-            }
-        }
-        let mut fill = start.clone();
-        let mut entries = vec![(0u16, 0u32); total];
-        for (backend, port, n) in agg.connection_counts() {
-            if let Some(f) = fill.get_mut(backend as usize)
-                && let Some(slot) = entries.get_mut(*f as usize)
-            {
-                *slot = (port, n);
-                *f += 1;
-            }
-        }
-        let mut ports = PortsByBackend { start, entries };
-        for b in 0..agg.backends.len() {
-            let range = ports.range(b as u32);
-            if let Some(slice) = ports.entries.get_mut(range) {
-                slice.sort_unstable();
-            }
-        }
-        ports
+        PortsByBackend { many, entries }
     }
 
-    /// Starts loading where a backend's counts are listed.
-    fn prefetch_start(&self, backend: u32) {
-        if let Some(s) = self.start.get(backend as usize) {
-            crate::table::prefetch(s);
+    /// (port, connections) of backend `id`, `b`, by port.
+    #[inline]
+    pub fn of<'a>(&'a self, id: u32, b: &Backend) -> Ports<'a> {
+        if !self.many.is_empty()
+            && let Some(&(from, to)) = self.many.get(&id)
+        {
+            return Ports::Listed(self.entries.get(from as usize..to as usize).unwrap_or(&[]));
+        }
+        match b.first_port() {
+            Some(first) => Ports::One([first]),
+            None => Ports::Listed(&[]),
         }
     }
 
-    /// Starts loading a backend's counts (where they are listed must have
-    /// arrived: see [`PortsByBackend::prefetch_start`]).
-    fn prefetch_counts(&self, backend: u32) {
-        if let Some(e) = self.entries.get(self.range(backend)) {
-            crate::table::prefetch_slice(e, 64);
-        }
-    }
-
-    fn range(&self, backend: u32) -> std::ops::Range<usize> {
-        let at = |i: usize| self.start.get(i).copied().unwrap_or(0) as usize;
-        at(backend as usize)..at(backend as usize + 1)
-    }
-
-    /// (port, connections) of one backend, by port.
-    fn of(&self, backend: u32) -> &[(u16, u32)] {
-        self.entries.get(self.range(backend)).unwrap_or(&[])
-    }
-
-    fn conns(&self, backend: u32, port: u16) -> u64 {
-        let v = self.of(backend);
+    fn conns(&self, id: u32, b: &Backend, port: u16) -> u64 {
+        let v = self.of(id, b);
         v.binary_search_by_key(&port, |&(p, _)| p)
             .ok()
             .and_then(|i| v.get(i))
@@ -102,7 +99,7 @@ impl PortsByBackend {
 /// the TTL of the latest answer containing their backend had run out).
 pub fn service_conns(agg: &Aggregator, ports: &PortsByBackend, service: &Service) -> (u64, u64) {
     agg.backends_of(service).fold((0, 0), |(conns, stale), (id, b)| {
-        let n: u64 = ports.of(id).iter().map(|&(_, n)| u64::from(n)).sum();
+        let n: u64 = ports.of(id, b).iter().map(|&(_, n)| u64::from(n)).sum();
         (conns + n, stale + u64::from(b.stale_conns))
     })
 }
@@ -254,15 +251,15 @@ fn service_rows_with(
             for (id, b) in agg.backends_of(service) {
                 wanted.clear();
                 wanted.extend(agg.srv_ports(id));
-                wanted.extend(ports.of(id).iter().map(|&(p, _)| p));
+                wanted.extend(ports.of(id, b).iter().map(|&(p, _)| p));
                 wanted.sort_unstable();
                 wanted.dedup();
-                out.extend(wanted.iter().map(|&p| row(id, b, Some(p), ports.conns(id, p))));
+                out.extend(wanted.iter().map(|&p| row(id, b, Some(p), ports.conns(id, b, p))));
             }
         }
         Kind::Address => {
-            for (id, _) in agg.backends_of(service) {
-                wanted.extend(ports.of(id).iter().map(|&(p, _)| p));
+            for (id, b) in agg.backends_of(service) {
+                wanted.extend(ports.of(id, b).iter().map(|&(p, _)| p));
             }
             wanted.sort_unstable();
             wanted.dedup();
@@ -270,7 +267,7 @@ fn service_rows_with(
                 if wanted.is_empty() {
                     out.push(row(id, b, None, 0));
                 } else {
-                    out.extend(wanted.iter().map(|&p| row(id, b, Some(p), ports.conns(id, p))));
+                    out.extend(wanted.iter().map(|&p| row(id, b, Some(p), ports.conns(id, b, p))));
                 }
             }
         }
@@ -411,19 +408,14 @@ pub fn each_service_rows(
     let mut rows = Vec::new();
     let mut wanted = Vec::new();
     for (i, (service, name)) in part.iter().enumerate() {
-        // In three steps, each waiting for the one before to arrive: the
-        // service, then its first backend, its address and where its
-        // connection counts lie, then those counts.
+        // In two steps, the second waiting for the first to arrive: the
+        // service, then its first backend (which holds its connection
+        // counts) and its address.
         if let Some((ahead, _)) = part.get(i + 8) {
             crate::table::prefetch(*ahead);
         }
         if let Some((ahead, _)) = part.get(i + 4) {
-            let first = agg.first_backend(ahead);
-            agg.prefetch_backend(first);
-            ports.prefetch_start(first);
-        }
-        if let Some((ahead, _)) = part.get(i + 2) {
-            ports.prefetch_counts(agg.first_backend(ahead));
+            agg.prefetch_backend(agg.first_backend(ahead));
         }
         rows.clear();
         service_rows_with(agg, ports, service, &mut rows, &mut wanted);

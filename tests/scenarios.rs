@@ -186,6 +186,28 @@ fn answers_in_another_order_or_with_another_set_count_each_backend_once() {
 }
 
 #[test]
+fn a_backend_connected_on_several_ports_has_a_row_for_each_port_of_its_name() {
+    let mut s = Script::default();
+    let n = "multi.example";
+    s.lookup(C, n, TYPE_A, &[a(n, B1), a(n, B2)], &[]);
+    // B1 first on 8080, then on 80 twice and on 443; B2 on 443 only.
+    s.syn(C, 40000, B1, 8080)
+        .syn(C, 40001, B1, 80)
+        .syn(C, 40002, B1, 80)
+        .syn(C, 40003, B1, 443)
+        .syn(C, 40004, B2, 443);
+    assert_eq!(
+        summary(&s),
+        "010.001.000.001\t010.002.000.001:80\t2\t1\tmulti.example.\n\
+         010.001.000.001\t010.002.000.001:443\t1\t1\tmulti.example.\n\
+         010.001.000.001\t010.002.000.001:8080\t1\t1\tmulti.example.\n\
+         010.001.000.001\t010.002.000.002:80\t0\t1\tmulti.example.\n\
+         010.001.000.001\t010.002.000.002:443\t1\t1\tmulti.example.\n\
+         010.001.000.001\t010.002.000.002:8080\t0\t1\tmulti.example.\n"
+    );
+}
+
+#[test]
 fn srv_with_additional_records_gives_each_target_its_port() {
     let mut s = Script::default();
     let x = |target: &str, port| srv("_x._tcp.example", target, port);
