@@ -110,28 +110,29 @@ pub fn service_conns(agg: &Aggregator, ports: &PortsByBackend, service: &Service
 /// per service, and the services are put in order by two counting sorts
 /// (by name's rank, then by client), not compared either.
 pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
-    // Each vector is made at its final size (at most): one grown by
-    // doubling is copied each time, into pages the kernel has to clear.
-    let mut reported: Vec<&Service> = Vec::with_capacity(agg.services.len());
-    reported.extend(agg.services.iter().filter(|s| agg.reported(s)));
-    // The names in use: ids are dense from 0.
-    let mut used = vec![false; agg.names.len()];
-    for s in &reported {
-        if let Some(u) = used.get_mut(s.name.0 as usize) {
-            *u = true;
+    // Each vector is made at its final size: one grown by doubling is
+    // copied each time, into pages the kernel has to clear.
+    // The services of each name (ids are dense from 0): the names in use,
+    // and where each name's services start once the names are in order.
+    let mut of_name = vec![0u32; agg.names.len()];
+    for s in agg.services.iter().filter(|s| agg.reported(s)) {
+        if let Some(n) = of_name.get_mut(s.name.0 as usize) {
+            *n += 1;
         }
     }
-    let mut names: Vec<(Arc<str>, NameId)> = (0..used.len() as u32)
-        .filter(|&id| used.get(id as usize).copied().unwrap_or(false))
+    let mut names: Vec<(Arc<str>, NameId)> = (0..of_name.len() as u32)
+        .filter(|&id| of_name.get(id as usize).is_some_and(|&n| n > 0))
         .map(|id| (presentation_string(agg.names.name(NameId(id))).into(), NameId(id)))
         .collect();
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    // By name id: (rank, name); ids are dense from 0.
-    let mut by_id: Vec<Option<(u32, Arc<str>)>> = vec![None; agg.names.len()];
+    // By name id: (rank, name, where its services start, by rank).
+    let mut by_id: Vec<Option<(u32, Arc<str>, u32)>> = vec![None; agg.names.len()];
+    let mut start = 0;
     for (rank, (name, id)) in names.into_iter().enumerate() {
         if let Some(slot) = by_id.get_mut(id.0 as usize) {
-            *slot = Some((rank as u32, name));
+            *slot = Some((rank as u32, name, start));
         }
+        start += of_name.get(id.0 as usize).copied().unwrap_or(0);
     }
     // Clients are few: they are put in order once, and each service gets
     // one integer key, (its client's place, its name's rank).
@@ -144,37 +145,51 @@ pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
             *p = i as u32;
         }
     }
-    // (rank of its name, its client's place): a service's key, unique, as
-    // a service is one client's lookups of one name.
-    let mut keyed: Vec<(u32, u32, &Service)> = Vec::with_capacity(reported.len());
-    keyed.extend(reported.into_iter().filter_map(|s| {
-        let (rank, _) = by_id.get(s.name.0 as usize)?.as_ref()?;
-        let client = place.get(agg.client_slot_of(s) as usize)?;
-        Some((*rank, *client, s))
-    }));
-    let by_rank = counting_sort(&keyed, by_id.len(), |&(rank, _, _)| rank);
-    let by_client = counting_sort(&by_rank, clients.len(), |&(_, client, _)| client);
+    // The services by their names' rank, with their client's place
+    // (a counting sort, counted above), then by place (another): a
+    // service's (place, rank) is unique, as a service is one client's
+    // lookups of one name.
+    // (A slot left unfilled, which the count rules out, has a client
+    // past the last and is left out by the sort by client.)
+    let mut by_rank = vec![(u32::MAX, u32::MAX); start as usize];
+    for (i, s) in agg.services.iter().enumerate() {
+        if !agg.reported(s) {
+            continue;
+        }
+        if let Some(Some((_, _, at))) = by_id.get_mut(s.name.0 as usize)
+            && let Some(&client) = place.get(agg.client_slot_of(s) as usize)
+            && let Some(slot) = by_rank.get_mut(*at as usize)
+        {
+            *slot = (client, i as u32);
+            *at += 1;
+        }
+    }
+    let by_client = counting_sort(by_rank.iter().copied(), clients.len(), |&(client, _)| client);
     let mut sorted = Vec::with_capacity(by_client.len());
-    sorted.extend(by_client.into_iter().filter_map(|(_, _, s)| {
-        let (_, name) = by_id.get(s.name.0 as usize)?.as_ref()?;
+    sorted.extend(by_client.into_iter().filter_map(|(_, i)| {
+        let s = agg.services.get(i as usize)?;
+        let (_, name, _) = by_id.get(s.name.0 as usize)?.as_ref()?;
         Some((s, Arc::clone(name)))
     }));
     sorted
 }
 
-/// `items` in order of `key`, each below `keys`; stable (items of one key
-/// stay in the order given), so sorting by a second key after a first
-/// orders by both. Two passes over `items` and one over the keys.
-fn counting_sort<T: Copy>(items: &[T], keys: usize, key: impl Fn(&T) -> u32) -> Vec<T> {
-    let Some(&first) = items.first() else {
-        return Vec::new();
-    };
+/// `items` in order of `key`; stable (items of one key stay in the order
+/// given), so sorting by a second key after a first orders by both. Items
+/// whose key is `keys` or more are left out. `items` is gone over twice
+/// (counted, then placed), and the keys once.
+fn counting_sort<T: Copy + Default>(
+    items: impl Iterator<Item = T> + Clone,
+    keys: usize,
+    key: impl Fn(&T) -> u32,
+) -> Vec<T> {
     // Where each key's items start.
     let mut start = vec![0u32; keys + 1];
-    for item in items {
-        debug_assert!((key(item) as usize) < keys, "a key out of range");
-        if let Some(n) = start.get_mut(key(item) as usize + 1) {
+    let mut len = 0;
+    for item in items.clone() {
+        if let Some(n) = start.get_mut(key(&item) as usize + 1) {
             *n += 1;
+            len += 1;
         }
     }
     for i in 1..start.len() {
@@ -183,8 +198,8 @@ fn counting_sort<T: Copy>(items: &[T], keys: usize, key: impl Fn(&T) -> u32) -> 
             *n += before;
         }
     }
-    let mut sorted = vec![first; items.len()];
-    for &item in items {
+    let mut sorted = vec![T::default(); len];
+    for item in items {
         if let Some(at) = start.get_mut(key(&item) as usize)
             && let Some(slot) = sorted.get_mut(*at as usize)
         {
@@ -527,14 +542,19 @@ mod tests {
         };
         // (first key, second key, place given): ties on both keys too.
         let items: Vec<(u32, u32, usize)> = (0..5000).map(|i| (next(37), next(11), i)).collect();
-        let by_first = counting_sort(&items, 37, |&(a, _, _)| a);
-        let both = counting_sort(&by_first, 11, |&(_, b, _)| b);
+        let by_first = counting_sort(items.iter().copied(), 37, |&(a, _, _)| a);
+        let both = counting_sort(by_first.iter().copied(), 11, |&(_, b, _)| b);
         let mut want = items.clone();
         want.sort_by_key(|&(a, b, i)| (b, a, i));
         assert_eq!(both, want);
         assert_eq!(
-            counting_sort(&[] as &[(u32, u32, usize)], 4, |&(a, _, _)| a),
+            counting_sort(std::iter::empty::<(u32, u32, usize)>(), 4, |&(a, _, _)| a),
             vec![]
+        );
+        let out_of_range = [(3, 0), (9, 1), (0, 2), (u32::MAX, 3), (3, 4)];
+        assert_eq!(
+            counting_sort(out_of_range.iter().copied(), 4, |&(k, _)| k),
+            vec![(0, 2), (3, 0), (3, 4)]
         );
     }
 
