@@ -111,9 +111,9 @@ pub fn service_conns(agg: &Aggregator, ports: &PortsByBackend, service: &Service
 /// (by name's rank, then by client), not compared either.
 pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
     // Each vector is made at its final size: one grown by doubling is
-    // copied each time, into pages the kernel has to clear.
-    // The services of each name (ids are dense from 0): the names in use,
-    // and where each name's services start once the names are in order.
+    // copied each time, into pages the kernel has to clear. First the
+    // services of each name (ids are dense from 0): the names in use, and
+    // where each name's services start once the names are in order.
     let mut of_name = vec![0u32; agg.names.len()];
     for s in agg.services.iter().filter(|s| agg.reported(s)) {
         if let Some(n) = of_name.get_mut(s.name.0 as usize) {
@@ -125,17 +125,17 @@ pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
         .map(|id| (presentation_string(agg.names.name(NameId(id))).into(), NameId(id)))
         .collect();
     names.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    // By name id: (rank, name, where its services start, by rank).
-    let mut by_id: Vec<Option<(u32, Arc<str>, u32)>> = vec![None; agg.names.len()];
+    // By name id: (name, where its services start in the names' order).
+    let mut by_id: Vec<Option<(Arc<str>, u32)>> = vec![None; agg.names.len()];
     let mut start = 0;
-    for (rank, (name, id)) in names.into_iter().enumerate() {
+    for (name, id) in names {
         if let Some(slot) = by_id.get_mut(id.0 as usize) {
-            *slot = Some((rank as u32, name, start));
+            *slot = Some((name, start));
         }
         start += of_name.get(id.0 as usize).copied().unwrap_or(0);
     }
-    // Clients are few: they are put in order once, and each service gets
-    // one integer key, (its client's place, its name's rank).
+    // Clients are few: they are put in order once, and each service's
+    // client gets its place in that order.
     let clients = agg.client_addrs();
     let mut by_addr: Vec<u32> = (0..clients.len() as u32).collect();
     by_addr.sort_unstable_by_key(|&slot| clients.get(slot as usize).map(Addr::order_key));
@@ -156,7 +156,7 @@ pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
         if !agg.reported(s) {
             continue;
         }
-        if let Some(Some((_, _, at))) = by_id.get_mut(s.name.0 as usize)
+        if let Some(Some((_, at))) = by_id.get_mut(s.name.0 as usize)
             && let Some(&client) = place.get(agg.client_slot_of(s) as usize)
             && let Some(slot) = by_rank.get_mut(*at as usize)
         {
@@ -168,7 +168,7 @@ pub fn sorted_services(agg: &Aggregator) -> Vec<(&Service, Arc<str>)> {
     let mut sorted = Vec::with_capacity(by_client.len());
     sorted.extend(by_client.into_iter().filter_map(|(_, i)| {
         let s = agg.services.get(i as usize)?;
-        let (_, name, _) = by_id.get(s.name.0 as usize)?.as_ref()?;
+        let (name, _) = by_id.get(s.name.0 as usize)?.as_ref()?;
         Some((s, Arc::clone(name)))
     }));
     sorted
@@ -187,7 +187,7 @@ fn counting_sort<T: Copy + Default>(
     let mut start = vec![0u32; keys + 1];
     let mut len = 0;
     for item in items.clone() {
-        if let Some(n) = start.get_mut(key(&item) as usize + 1) {
+        if let Some(n) = start.get_mut((key(&item) as usize).saturating_add(1)) {
             *n += 1;
             len += 1;
         }
@@ -533,13 +533,8 @@ mod tests {
 
     #[test]
     fn counting_sorts_order_by_both_keys_and_keep_ties_in_order() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: u32| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % u64::from(n)) as u32
-        };
+        let mut rng = crate::generate::Rng::new(23);
+        let mut next = |n: u32| rng.below(u64::from(n)) as u32;
         // (first key, second key, place given): ties on both keys too.
         let items: Vec<(u32, u32, usize)> = (0..5000).map(|i| (next(37), next(11), i)).collect();
         let by_first = counting_sort(items.iter().copied(), 37, |&(a, _, _)| a);
