@@ -152,6 +152,11 @@ pub struct Backend {
     /// `Aggregator::more_srv_ports`).
     srv_ports: [u16; INLINE_SRV_PORTS],
     srv_port_count: u8,
+    /// Its service's client's entry in `Aggregator::usage` (the service's
+    /// own `client_slot`, copied: a new `-a` connection finds its client
+    /// in the line of the backend it reached, not in a further line of
+    /// the services, which no stage had loaded).
+    client_slot: u32,
     /// Its [`backend_hash`], the key of `Aggregator::backend_index`: a
     /// response that lists a service's backends in the order they were
     /// first seen finds each one by following the list.
@@ -1129,6 +1134,7 @@ impl Aggregator {
             return NONE;
         };
         let id = self.backends.len() as u32;
+        let client_slot = s.client_slot;
         let previous = s.last_backend;
         s.last_backend = id;
         if s.first_backend == NONE {
@@ -1154,6 +1160,7 @@ impl Aggregator {
                 srv_weight: 0,
                 srv_ports: [0; INLINE_SRV_PORTS],
                 srv_port_count: 0,
+                client_slot,
                 key,
             },
         );
@@ -1381,8 +1388,7 @@ impl Aggregator {
         let client_slot = self
             .backends
             .get(backend as usize)
-            .and_then(|b| self.services.get(b.service as usize))
-            .map_or(NONE, |s| s.client_slot);
+            .map_or(NONE, |b| b.client_slot);
         // Untracked SYNs are remembered here, so that a retransmission is
         // not a new connection even when the table is full.
         if is_syn && self.retransmitted(ts, t.syn_key) {
@@ -1720,6 +1726,54 @@ mod grouping {
             folded > 3_000,
             "{folded} of {followers} followers applied with their lead"
         );
+    }
+
+    /// A new `-a` connection is charged to the client of the backend it
+    /// reached (each backend keeps its service's client): the quota and
+    /// the count of followed connections are that client's, whichever
+    /// clients came first.
+    #[test]
+    fn a_new_connection_counts_against_its_own_clients_quota() {
+        let (a, b) = (CLIENTS[0], CLIENTS[1]);
+        let mut s = Script::default();
+        // The second client is seen first, so that its slot is 0.
+        let rr = |last: usize| [Rr::A("a.test".into(), BACKENDS[last], 60)];
+        s.lookup(b, "a.test", crate::wire::dns::TYPE_A, &rr(1), &[]);
+        s.lookup(a, "a.test", crate::wire::dns::TYPE_A, &rr(0), &[]);
+        for sport in 40_000..40_003 {
+            s.segment(a, Addr::V4(BACKENDS[0]), sport, 80, 1, SYN);
+        }
+        s.segment(b, Addr::V4(BACKENDS[1]), 41_000, 80, 1, SYN);
+        let bytes = s.bytes();
+        let metas = frame_all(bytes);
+        let d = Dissector {
+            all_segments: true,
+            ..Dissector::default()
+        };
+        let mut batch = EventBatch::default();
+        crate::pipeline::dissect_records(&d, bytes, &metas, &mut batch);
+        let mut agg = Aggregator::new(Options {
+            all_segments: true,
+            max_connections_per_client: 2,
+            ..Options::default()
+        });
+        agg.apply(&batch);
+        let slot = |c: Addr| {
+            agg.clients
+                .get(fingerprint(&c), |s| s.addr == c)
+                .map(|s| s.slot)
+                .expect("a client")
+        };
+        let used = |c: Addr| agg.usage[slot(c) as usize].connections;
+        assert_eq!((slot(b), slot(a)), (0, 1));
+        // All four counted; the first client's third is past its quota of
+        // two and not followed, the second client's one is.
+        assert_eq!(agg.tally.conns_counted, 4);
+        assert_eq!(agg.tally.conns_evicted, 1);
+        assert_eq!((used(a), used(b)), (2, 1));
+        let mut followed: Vec<u32> = connections(&agg).iter().map(|c| c.1).collect();
+        followed.sort_unstable();
+        assert_eq!(followed, [0, 1, 1]);
     }
 
     /// A connection's segments in one batch: one group, led by the first;
