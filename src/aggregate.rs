@@ -1544,6 +1544,14 @@ mod grouping {
         metas
     }
 
+    /// A `-a` worker's dissector, segments grouped.
+    fn segments_dissector() -> Dissector {
+        Dissector {
+            all_segments: true,
+            ..Dissector::default()
+        }
+    }
+
     const CLIENTS: [Addr; 2] = [Addr::V4([10, 1, 0, 1]), Addr::V4([10, 1, 0, 2])];
     const BACKENDS: [[u8; 4]; 3] = [[10, 2, 0, 1], [10, 2, 0, 2], [10, 2, 0, 3]];
 
@@ -1745,13 +1753,8 @@ mod grouping {
         }
         s.segment(b, Addr::V4(BACKENDS[1]), 41_000, 80, 1, SYN);
         let bytes = s.bytes();
-        let metas = frame_all(bytes);
-        let d = Dissector {
-            all_segments: true,
-            ..Dissector::default()
-        };
         let mut batch = EventBatch::default();
-        crate::pipeline::dissect_records(&d, bytes, &metas, &mut batch);
+        crate::pipeline::dissect_records(&segments_dissector(), bytes, &frame_all(bytes), &mut batch);
         let mut agg = Aggregator::new(Options {
             all_segments: true,
             max_connections_per_client: 2,
@@ -1792,10 +1795,7 @@ mod grouping {
             .segment(c, b, 40_000, 80, 4, ACK);
         let bytes = s.bytes();
         let metas = frame_all(bytes);
-        let d = Dissector {
-            all_segments: true,
-            ..Dissector::default()
-        };
+        let d = segments_dissector();
         let mut batch = EventBatch::default();
         // A new batch allocates its index at its first segment, which
         // stays on its own.
