@@ -23,7 +23,6 @@ rev=${1:?usage: benches/compare.sh REV (a commit to compare the working tree aga
 runs=${COMPARE_RUNS:-20}
 scale=${BENCH_SCALE:-1}
 old_commit=$(git rev-parse --verify --quiet "$rev^{commit}") || { echo "not a commit: $rev"; exit 1; }
-command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
 
 dir=$(mktemp -d /tmp/connbal-compare.XXXXXX)
 tree="$dir/tree"
@@ -53,37 +52,48 @@ printf '%-8s %-4s %16s %16s %8s %9s\n' workload build wall_s cpu_s median new/ol
 compare() {
   local name=$1; shift
   "$gen" -o "$dir/$name.snoop" --truth "$dir/$name.truth" "$@" 2>/dev/null
-  local flags=()
-  [ "$name" = streams ] && flags=(-a)
+  local flag=""
+  [ "$name" = streams ] && flag=-a
   cat "$dir/$name.snoop" >/dev/null
-  "$dir/old" -q "${flags[@]}" "$dir/$name.snoop" >/dev/null
-  "$dir/new" -q "${flags[@]}" "$dir/$name.snoop" >/dev/null
-  local ok=ok
-  for _ in $(seq "$runs"); do
-    for build in old new; do
-      /usr/bin/time -f "$build %e %U %S" "$dir/$build" -q "${flags[@]}" "$dir/$name.snoop" \
-        >"$dir/$name.out" 2>>"$dir/$name.times"
-      cmp -s "$dir/$name.out" "$dir/$name.truth" || ok="$build DIFFERS"
-    done
-  done
-  python3 - "$name" "$ok" "$dir/$name.times" <<'PY'
-import statistics as st, sys
-name, ok, path = sys.argv[1:4]
-runs = {"old": [], "new": []}
-for line in open(path):
-    parts = line.split()
-    if len(parts) == 4 and parts[0] in runs:
-        runs[parts[0]].append((float(parts[1]), float(parts[2]) + float(parts[3])))
+  # Each run's wall time by the clock, to the microsecond, and its CPU
+  # time from the kernel's accounting of the child (wait4), not from
+  # /usr/bin/time's hundredths, which read 0 for a small workload.
+  python3 - "$name" "$runs" "$dir" "$flag" <<'PY'
+import filecmp, os, statistics as st, subprocess, sys, time
+name, runs, d, flag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+capture, truth, out = f"{d}/{name}.snoop", f"{d}/{name}.truth", f"{d}/{name}.out"
+def run(build):
+    argv = [f"{d}/{build}", "-q"] + ([flag] if flag else []) + [capture]
+    with open(out, "wb") as o:
+        t = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=o, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+    if status != 0:
+        sys.exit(f"{build} exited with status {status} on {name}")
+    return wall, ru.ru_utime + ru.ru_stime, filecmp.cmp(out, truth, shallow=False)
+for build in ("old", "new"):
+    run(build)  # untimed: the first run after a pause pays the host for fresh pages
+times = {"old": [], "new": []}
+ok = "ok"
+for _ in range(runs):
+    for build in ("old", "new"):
+        wall, cpu, same = run(build)
+        times[build].append((wall, cpu))
+        if not same:
+            ok = f"{build} DIFFERS"
 def sem(xs):
     return st.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0
-means = {}
+mean = {}
 for build in ("old", "new"):
-    wall = [w for w, _ in runs[build]]
-    cpu = [c for _, c in runs[build]]
-    means[build] = st.mean(wall)
-    ratio = f"{means['new'] / means['old']:9.3f}" if build == "new" else f"{'':9}"
+    wall = [w for w, _ in times[build]]
+    cpu = [c for _, c in times[build]]
+    mean[build] = st.mean(wall)
+    ratio = ""
+    if build == "new":
+        ratio = f"{mean['new'] / mean['old']:9.3f}" if mean["old"] > 0 else f"{'-':>9}"
     print(f"{name:<8} {build:<4} {st.mean(wall):8.3f} ± {sem(wall):5.3f} {st.mean(cpu):8.3f} ± {sem(cpu):5.3f} "
-          f"{st.median(wall):8.3f} {ratio}" + (f"  truth: {ok}" if build == "new" else ""))
+          f"{st.median(wall):8.3f} {ratio:>9}" + (f"  truth: {ok}" if build == "new" else ""))
 PY
 }
 
