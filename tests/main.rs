@@ -55,11 +55,34 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// This run's directory for temporary files: under the build's own
+/// scratch directory (`CARGO_TARGET_TMPDIR`, which `cargo clean` empties),
+/// not the system's, one per process. Made at the first call, which also
+/// removes what runs that have ended left behind (each run writes a few
+/// MB of cut captures).
+fn temp_dir() -> &'static PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let pid = name.to_str().and_then(|n| n.strip_prefix("connbal-test-"));
+                // A run still going (another `cargo test` in this tree) keeps its own.
+                if pid.is_some_and(|p| !std::path::Path::new("/proc").join(p).exists()) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = base.join(format!("connbal-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    })
+}
+
 /// Writes bytes to a fresh temporary file and returns its path.
 pub fn temp_file(tag: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("connbal-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(tag);
+    let path = temp_dir().join(tag);
     std::fs::write(&path, bytes).expect("write temp file");
     path
 }
