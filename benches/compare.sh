@@ -9,9 +9,10 @@
 #   BENCH_SCALE=0.25 benches/compare.sh REV # smaller workloads
 #
 # REV is built in a temporary worktree (its own target directory); the
-# other build is the checkout's own. For each workload (the syn, streams
-# -a and wide workloads of throughput.sh, read from the mapped file) the
-# two binaries alternate, run for run, after one untimed run of each;
+# other build is the checkout's own. For each workload (throughput.sh's
+# syn, streams -a and wide, from benches/workloads.sh, read from the
+# mapped file) the two binaries alternate, run for run, after one untimed
+# run of each;
 # every run's output is compared with the generator's ground truth. Each
 # row: mean wall and CPU (user + system) seconds with the standard error
 # of the mean, the median wall, and the new build's mean against the
@@ -43,17 +44,19 @@ cp -r target/release "$tree/target/"
 cp "$tree/target/release/connbal" "$dir/old"
 gen=target/release/connbal-gen
 
-n() { python3 -c "import math; print(max(1, int(round($1 * $scale))))"; }
+# shellcheck source=benches/workloads.sh
+. benches/workloads.sh
 
 echo "# connbal: $(git rev-parse --short "$old_commit") (old) against the working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ', modified') (new)"
 echo "# scale $scale, $runs runs of each in turns, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(date -u '+%Y-%m-%d %H:%M')"
 printf '%-8s %-4s %16s %16s %8s %9s\n' workload build wall_s cpu_s median new/old
 
 compare() {
-  local name=$1; shift
-  "$gen" -o "$dir/$name.snoop" --truth "$dir/$name.truth" "$@" 2>/dev/null
-  local flag=""
-  [ "$name" = streams ] && flag=-a
+  local name=$1
+  # shellcheck disable=SC2046 # the flags are words
+  "$gen" -o "$dir/$name.snoop" --truth "$dir/$name.truth" $(workload_gen_flags "$name") 2>/dev/null
+  local flag
+  flag=$(workload_flags "$name")
   cat "$dir/$name.snoop" >/dev/null
   # Each run's wall time by the clock, to the microsecond, and its CPU
   # time from the kernel's accounting of the child (wait4), not from
@@ -97,6 +100,6 @@ for build in ("old", "new"):
 PY
 }
 
-compare syn --connections "$(n 3440000)" --clients 50 --services 40
-compare streams --streams --connections "$(n 1470000)" --clients 50 --services 40
-compare wide --connections "$(n 200000)" --clients 1000 --services 100 --lookup-every 1000000
+for name in syn streams wide; do
+  compare "$name"
+done

@@ -32,7 +32,8 @@ cargo build --release --quiet
 gen=target/release/connbal-gen
 bin=target/release/connbal
 
-n() { python3 -c "import math; print(max(1, int(round($1 * $scale))))"; }
+# shellcheck source=benches/workloads.sh
+. benches/workloads.sh
 
 # measure NAME FILE FLAGS...: prints one table row per mode
 measure() {
@@ -120,13 +121,15 @@ echo "# each row: the run with the median wall time of $runs (runs_wall_s: faste
 damon=$(cat /sys/kernel/mm/damon/admin/kdamonds/0/state 2>/dev/null || echo absent)
 reporting=$(cat /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null || echo absent)
 echo "# DAMON (reclaims idle page cache): $damon; free page reporting order: $reporting; THP: $(sed -E 's/.*\[(.*)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
-gen_workload syn --connections "$(n 3440000)" --clients 50 --services 40
-gen_workload streams --streams --connections "$(n 1470000)" --clients 50 --services 40
-gen_workload wide --connections "$(n 200000)" --clients 1000 --services 100 --lookup-every 1000000
+for name in syn streams wide; do
+  # shellcheck disable=SC2046 # the flags are words
+  gen_workload "$name" $(workload_gen_flags "$name")
+done
 header
-measure syn "$dir/syn.snoop"
-measure streams "$dir/streams.snoop" -a
-measure wide "$dir/wide.snoop"
+for name in syn streams wide; do
+  # shellcheck disable=SC2046
+  measure "$name" "$dir/$name.snoop" $(workload_flags "$name")
+done
 
 echo
 echo "# time against table size (clients x services, about two connections per pair)"
