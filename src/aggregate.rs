@@ -1552,13 +1552,15 @@ mod grouping {
         }
     }
 
-    const CLIENTS: [Addr; 2] = [Addr::V4([10, 1, 0, 1]), Addr::V4([10, 1, 0, 2])];
+    const CLIENT_OCTETS: [[u8; 4]; 2] = [[10, 1, 0, 1], [10, 1, 0, 2]];
+    const CLIENTS: [Addr; 2] = [Addr::V4(CLIENT_OCTETS[0]), Addr::V4(CLIENT_OCTETS[1])];
     const BACKENDS: [[u8; 4]; 3] = [[10, 2, 0, 1], [10, 2, 0, 2], [10, 2, 0, 3]];
 
     /// A random `-a` capture: lookups binding the clients to the
-    /// backends, and the segments of a few 4-tuples in either direction,
-    /// with SYNs (some repeated), FINs, RSTs and waits long enough for
-    /// connections to go idle.
+    /// backends (and some backends to the clients, so that which way a
+    /// segment goes decides which binding counts it), and the segments of
+    /// a few 4-tuples in either direction, with SYNs (some repeated),
+    /// FINs, RSTs and waits long enough for connections to go idle.
     fn capture(rng: &mut Rng) -> Script {
         let mut s = Script::default();
         // Some captures busy (batches of a fraction of a second), some slow.
@@ -1575,7 +1577,13 @@ mod grouping {
                 s.lookup(client, name, crate::wire::dns::TYPE_A, &answers, &[]);
                 continue;
             }
-            if roll < 9 {
+            if roll < 10 {
+                let backend = Addr::V4(BACKENDS[rng.below(3) as usize]);
+                let answers = [Rr::A("c.test".into(), CLIENT_OCTETS[rng.below(2) as usize], 60)];
+                s.lookup(backend, "c.test", crate::wire::dns::TYPE_A, &answers, &[]);
+                continue;
+            }
+            if roll < 11 {
                 if rng.percent(idle_waits) {
                     s.wait_ms(1000 * rng.below(400));
                 }
