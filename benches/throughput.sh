@@ -14,8 +14,10 @@
 # single runs wander. Each mode first runs once untimed: on a VM that hands
 # freed memory back to its host (virtio-balloon free page reporting), the
 # first run after a pause pays the host for every fresh page (wide: 0.30
-# against 0.13 s). Every run's output is compared with the generator's
-# ground truth. No pass/fail on time.
+# against 0.13 s). Before each workload it prints the memory latency at
+# 1 to 64 MiB (benches/memlat.rs), which moves with the host's other
+# tenants and connbal's speed with it. Every run's output is compared with
+# the generator's ground truth. No pass/fail on time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,6 +52,10 @@ measure() {
     fincore -b -n -o RES,SIZE "$file" 2>/dev/null |
       awk -v n="$name" '{printf "# %s: %.0f%% of the file in the page cache\n", n, $2 ? 100 * $1 / $2 : 0}' >&2 || true
   fi
+  # What the other tenants leave of the shared cache right now: the
+  # aggregator's tables are probed at random, and syn's fill about 20 MiB
+  # (benches/memlat.rs).
+  cargo bench --quiet --bench memlat | sed "s/^# /# $name: /" >&2
   local cat_wall
   # (to the millisecond: /usr/bin/time's hundredths read 0.00 for a
   # small file, which made the ratio meaningless)
@@ -121,6 +127,7 @@ echo "# each row: the run with the median wall time of $runs (runs_wall_s: faste
 damon=$(cat /sys/kernel/mm/damon/admin/kdamonds/0/state 2>/dev/null || echo absent)
 reporting=$(cat /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null || echo absent)
 echo "# DAMON (reclaims idle page cache): $damon; free page reporting order: $reporting; THP: $(sed -E 's/.*\[(.*)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+cargo bench --quiet --no-run --bench memlat 2>/dev/null
 for name in syn streams wide; do
   # shellcheck disable=SC2046 # the flags are words
   gen_workload "$name" $(workload_gen_flags "$name")
