@@ -30,15 +30,13 @@ const LOADS: usize = 1 << 21;
 fn chase(mib: usize) -> f64 {
     let lines = (mib << 20) / size_of::<Line>();
     let mut table = connbal::table::huge_vec(lines, Line { next: 0 });
-    // A random order of the lines (Fisher-Yates, xorshift), linked into
-    // one cycle: each load's address is the value the one before read.
+    // A random order of the lines (Fisher-Yates, the generator's PRNG),
+    // linked into one cycle: each load's address is the value the one
+    // before read.
     let mut order: Vec<u32> = (0..lines as u32).collect();
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rng = connbal::generate::Rng::new(1);
     for i in (1..lines).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        order.swap(i, (x % (i as u64 + 1)) as usize);
+        order.swap(i, rng.below(i as u64 + 1) as usize);
     }
     for (k, &from) in order.iter().enumerate() {
         table[from as usize].next = order[(k + 1) % lines];

@@ -127,7 +127,7 @@ echo "# each row: the run with the median wall time of $runs (runs_wall_s: faste
 damon=$(cat /sys/kernel/mm/damon/admin/kdamonds/0/state 2>/dev/null || echo absent)
 reporting=$(cat /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null || echo absent)
 echo "# DAMON (reclaims idle page cache): $damon; free page reporting order: $reporting; THP: $(sed -E 's/.*\[(.*)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
-cargo bench --quiet --no-run --bench memlat 2>/dev/null
+cargo bench --quiet --no-run --bench memlat
 for name in syn streams wide; do
   # shellcheck disable=SC2046 # the flags are words
   gen_workload "$name" $(workload_gen_flags "$name")
