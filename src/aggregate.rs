@@ -34,7 +34,6 @@ const SECOND: u64 = 1_000_000_000;
 pub const QUERY_TIMEOUT: u64 = 10 * SECOND;
 /// A SYN with the same 4-tuple and ISN within this window is a retransmission.
 pub const SYN_RETRANSMIT_WINDOW: u64 = 120 * SECOND;
-const SYN_WINDOW_SECS: u32 = (SYN_RETRANSMIT_WINDOW / SECOND) as u32;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -193,23 +192,41 @@ struct Pending {
 }
 
 /// A connection followed with `-a`, under the fingerprint of its 4-tuple
-/// in either direction; times in whole seconds.
+/// in either direction: its client and state in one word, and the second
+/// of its latest segment, so that a slot of the table (with its key) is
+/// 16 bytes. Whether a SYN on it repeats an earlier one is asked of the
+/// recent SYNs, which note every SYN that counts or reopens a connection.
 #[derive(Clone, Copy, Debug, Default)]
 struct Connection {
-    /// Whose quota this connection counts against (`Aggregator::usage`).
-    client_slot: u32,
-    isn: u32,
-    syn_secs: u32,
+    /// Whose quota this connection counts against (`Aggregator::usage`;
+    /// [`CLIENT_NONE`] for none) in the low 30 bits, [`COUNTED`] and
+    /// [`CLOSED`] above.
+    state: u32,
     last_secs: u32,
-    flags: u8,
+}
+
+impl Connection {
+    fn new(client_slot: u32, last_secs: u32, flags: u32) -> Self {
+        Connection {
+            state: client_slot.min(CLIENT_NONE) | flags,
+            last_secs,
+        }
+    }
+
+    fn client_slot(self) -> u32 {
+        self.state & CLIENT_NONE
+    }
 }
 
 /// How long a closed connection is remembered (seconds of capture time).
 const CLOSED_LINGER_SECS: u32 = 10;
 
-const HAS_ISN: u8 = 1;
-const COUNTED: u8 = 2;
-const CLOSED: u8 = 4;
+const COUNTED: u32 = 1 << 30;
+const CLOSED: u32 = 1 << 31;
+/// The mask of a connection's client slot, and the slot of none: the
+/// clients' entries are far fewer (one per client with a service, under
+/// [`Options::max_services`]), and a slot past it counts against no quota.
+const CLIENT_NONE: u32 = COUNTED - 1;
 
 /// An SRV target a client has still to look up: the SRV services and
 /// ports waiting for its addresses. The name is checked by its hash, as a
@@ -1302,13 +1319,13 @@ impl Aggregator {
 
     /// What a group's followers do to a connection counted or closed.
     fn fold_followers(c: &mut Connection, g: &SegmentGroup) -> bool {
-        if c.flags & (COUNTED | CLOSED) == 0 {
+        if c.state & (COUNTED | CLOSED) == 0 {
             return false;
         }
         if g.followers > 0 {
             c.last_secs = (g.last_ts / SECOND) as u32;
             if g.closing {
-                c.flags |= CLOSED;
+                c.state |= CLOSED;
             }
         }
         true
@@ -1342,36 +1359,29 @@ impl Aggregator {
             'applied: {
                 if is_syn {
                     let Some(t) = t else { break 'applied };
-                    if c.flags & HAS_ISN != 0
-                        && c.isn == t.seq
-                        && secs.saturating_sub(c.syn_secs) <= SYN_WINDOW_SECS
-                    {
+                    let (seen, evicted) = self.recent_syns.check_and_note(t.syn_key, ts / SECOND);
+                    self.tally.syn_table_evicted += evicted;
+                    if seen {
                         self.tally.syns_retransmitted += 1;
                         break 'applied;
                     }
-                    if c.flags & CLOSED != 0 {
+                    if c.state & CLOSED != 0 {
                         // A new connection on the 4-tuple of a closed one.
-                        *c = Connection {
-                            client_slot: c.client_slot,
-                            isn: t.seq,
-                            syn_secs: secs,
-                            last_secs: secs,
-                            flags: HAS_ISN,
-                        };
+                        *c = Connection::new(c.client_slot(), secs, 0);
                     }
                 }
-                if c.flags & CLOSED != 0 {
+                if c.state & CLOSED != 0 {
                     break 'applied;
                 }
                 if closing {
-                    c.flags |= CLOSED;
+                    c.state |= CLOSED;
                 }
-                if c.flags & COUNTED != 0 {
+                if c.state & COUNTED != 0 {
                     break 'applied;
                 }
                 counts = t.and_then(|t| attribute(bindings, t));
                 if counts.is_some() {
-                    c.flags |= COUNTED;
+                    c.state |= COUNTED;
                 }
             }
             let folded = lead.is_some_and(|g| Self::fold_followers(c, g));
@@ -1385,10 +1395,12 @@ impl Aggregator {
         let Some((backend, port)) = attribute(&self.bindings, t) else {
             return false;
         };
+        // A slot past what a connection holds counts against no quota,
+        // here as when the connection is forgotten.
         let client_slot = self
             .backends
             .get(backend as usize)
-            .map_or(NONE, |b| b.client_slot);
+            .map_or(CLIENT_NONE, |b| b.client_slot.min(CLIENT_NONE));
         // Untracked SYNs are remembered here, so that a retransmission is
         // not a new connection even when the table is full.
         if is_syn && self.retransmitted(ts, t.syn_key) {
@@ -1412,14 +1424,7 @@ impl Aggregator {
         if let Some(u) = self.usage.get_mut(client_slot as usize) {
             u.connections += 1;
         }
-        let state = COUNTED | if is_syn { HAS_ISN } else { 0 } | if closing { CLOSED } else { 0 };
-        let mut c = Connection {
-            client_slot,
-            isn: t.seq,
-            syn_secs: secs,
-            last_secs: secs,
-            flags: state,
-        };
+        let mut c = Connection::new(client_slot, secs, COUNTED | if closing { CLOSED } else { 0 });
         let folded = lead.is_some_and(|g| Self::fold_followers(&mut c, g));
         self.connections.insert_new(key, c);
         folded
@@ -1434,7 +1439,7 @@ impl Aggregator {
             self.next_full_sweep = ts.saturating_add(SECOND);
             let now = (ts / SECOND) as u32;
             let idle = (self.opts.idle_timeout / SECOND) as u32;
-            self.expire_connections(|c| c.flags & CLOSED == 0 && now.saturating_sub(c.last_secs) <= idle);
+            self.expire_connections(|c| c.state & CLOSED == 0 && now.saturating_sub(c.last_secs) <= idle);
         }
         let used = self.usage.get(client_slot as usize).map_or(0, |u| u.connections);
         self.connections.len() < self.opts.max_connections && used < self.opts.max_connections_per_client
@@ -1450,7 +1455,7 @@ impl Aggregator {
         // A closed connection is kept only long enough to recognise its
         // last ACK or a retransmitted FIN.
         self.expire_connections(|c| {
-            let limit = if c.flags & CLOSED != 0 { linger } else { idle };
+            let limit = if c.state & CLOSED != 0 { linger } else { idle };
             secs.saturating_sub(c.last_secs) <= limit
         });
         self.next_sweep = now.saturating_add((self.opts.idle_timeout / 4).clamp(SECOND, 5 * SECOND));
@@ -1463,7 +1468,7 @@ impl Aggregator {
         let usage = &mut self.usage;
         self.connections.retain(|c| {
             let kept = keep(c);
-            if !kept && let Some(u) = usage.get_mut(c.client_slot as usize) {
+            if !kept && let Some(u) = usage.get_mut(c.client_slot() as usize) {
                 u.connections = u.connections.saturating_sub(1);
             }
             kept
@@ -1520,6 +1525,13 @@ mod layout {
     fn hot_structs_fill_one_cache_line() {
         assert_eq!(size_of::<super::Service>(), 64);
         assert_eq!(size_of::<super::Backend>(), 64);
+    }
+
+    /// A followed `-a` connection is 8 bytes: with its 8-byte key, four
+    /// slots of the connection table to a cache line.
+    #[test]
+    fn a_connection_is_eight_bytes() {
+        assert_eq!(size_of::<super::Connection>(), 8);
     }
 }
 
@@ -1614,11 +1626,11 @@ mod grouping {
     }
 
     /// The connection table as (key, state), in key order.
-    fn connections(agg: &Aggregator) -> Vec<(u64, u32, u32, u32, u32, u8)> {
+    fn connections(agg: &Aggregator) -> Vec<(u64, u32, u32, u32)> {
         let mut v: Vec<_> = agg
             .connections
             .iter()
-            .map(|(k, c)| (k, c.client_slot, c.isn, c.syn_secs, c.last_secs, c.flags))
+            .map(|(k, c)| (k, c.client_slot(), c.state & !CLIENT_NONE, c.last_secs))
             .collect();
         v.sort_unstable();
         v

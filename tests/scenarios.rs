@@ -422,6 +422,28 @@ fn all_mode_counts_a_connection_once_and_not_again_after_it_closes() {
 }
 
 #[test]
+fn all_mode_a_retransmitted_syn_is_not_a_new_connection_open_closed_or_forgotten() {
+    let mut s = Script::default();
+    two_backends(&mut s);
+    s.segment(C, B1, 42000, 80, 500, SYN);
+    s.wait_ms(1000).segment(C, B1, 42000, 80, 500, SYN); // open: a retransmission
+    s.segment(C, B1, 42000, 80, 501, RST);
+    s.wait_ms(2000).segment(C, B1, 42000, 80, 500, SYN); // closed: a retransmission
+    // Long enough for the closed connection to be forgotten (swept), well
+    // within the retransmission window: still a retransmission.
+    s.wait_ms(30_000).segment(C, B2, 42001, 80, 7, SYN); // sweeps
+    s.wait_ms(1000).segment(C, B1, 42000, 80, 500, SYN);
+    // A new ISN on the 4-tuple: a new connection, whose retransmission is one.
+    s.wait_ms(1000).segment(C, B1, 42000, 80, 900, SYN);
+    s.wait_ms(1000).segment(C, B1, 42000, 80, 900, SYN);
+    let (out, outcome) = summary_with(&s, &config(true));
+    assert!(out.contains("010.002.000.001:80\t2\t1\tw.example."), "{out}");
+    let t = outcome.aggregator.tally;
+    assert_eq!((t.conns_counted, t.syns_retransmitted), (3, 4), "{t:?}");
+    assert_eq!(t.conns_expired, 1, "{t:?}");
+}
+
+#[test]
 fn all_mode_segments_before_the_binding_do_not_count_but_later_ones_do() {
     let mut s = Script::default();
     s.segment(C, B1, 41000, 80, 1, ACK);
