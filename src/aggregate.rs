@@ -206,9 +206,12 @@ struct Connection {
 }
 
 impl Connection {
+    /// `client_slot` at most [`CLIENT_NONE`] (its caller clamps it, and
+    /// charges the quota by the clamped slot).
     fn new(client_slot: u32, last_secs: u32, flags: u32) -> Self {
+        debug_assert!(client_slot <= CLIENT_NONE);
         Connection {
-            state: client_slot.min(CLIENT_NONE) | flags,
+            state: client_slot | flags,
             last_secs,
         }
     }
@@ -1283,8 +1286,7 @@ impl Aggregator {
             self.tally.syns_unattributed += 1;
             return;
         };
-        if self.retransmitted(ts, syn_key) {
-            self.tally.syns_retransmitted += 1;
+        if Self::retransmitted(&mut self.recent_syns, &mut self.tally, ts, syn_key) {
             return;
         }
         self.count_connection(backend, dst_port, ts);
@@ -1292,10 +1294,13 @@ impl Aggregator {
     }
 
     /// Whether this SYN repeats one (same 4-tuple and ISN) seen within the
-    /// retransmission window; if not, it is remembered.
-    fn retransmitted(&mut self, ts: u64, syn_key: u64) -> bool {
-        let (seen, evicted) = self.recent_syns.check_and_note(syn_key, ts / SECOND);
-        self.tally.syn_table_evicted += evicted;
+    /// retransmission window, counted as a retransmission; if not, it is
+    /// remembered. Over the two fields it touches, so that it can be
+    /// asked while a connection of the table is held.
+    fn retransmitted(recent_syns: &mut SynCache, tally: &mut Tally, ts: u64, syn_key: u64) -> bool {
+        let (seen, evicted) = recent_syns.check_and_note(syn_key, ts / SECOND);
+        tally.syn_table_evicted += evicted;
+        tally.syns_retransmitted += u64::from(seen);
         seen
     }
 
@@ -1359,10 +1364,7 @@ impl Aggregator {
             'applied: {
                 if is_syn {
                     let Some(t) = t else { break 'applied };
-                    let (seen, evicted) = self.recent_syns.check_and_note(t.syn_key, ts / SECOND);
-                    self.tally.syn_table_evicted += evicted;
-                    if seen {
-                        self.tally.syns_retransmitted += 1;
+                    if Self::retransmitted(&mut self.recent_syns, &mut self.tally, ts, t.syn_key) {
                         break 'applied;
                     }
                     if c.state & CLOSED != 0 {
@@ -1403,8 +1405,7 @@ impl Aggregator {
             .map_or(CLIENT_NONE, |b| b.client_slot.min(CLIENT_NONE));
         // Untracked SYNs are remembered here, so that a retransmission is
         // not a new connection even when the table is full.
-        if is_syn && self.retransmitted(ts, t.syn_key) {
-            self.tally.syns_retransmitted += 1;
+        if is_syn && Self::retransmitted(&mut self.recent_syns, &mut self.tally, ts, t.syn_key) {
             return false;
         }
         let tracked = self.room_for_connection(client_slot, ts);
