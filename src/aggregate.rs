@@ -100,7 +100,10 @@ pub enum Kind {
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct Service {
-    /// [`crate::table::name_hash`] of the name: with the client, the key.
+    /// Its [`service_hash`] of (client, name), the key of
+    /// `Aggregator::service_index` (whose slots keep 31 bits of it).
+    key: u64,
+    /// [`crate::table::name_hash`] of the name: checked with the key.
     name_hash: u64,
     /// Matched responses.
     pub lookups: u32,
@@ -317,13 +320,15 @@ pub struct Aggregator {
     pub names: Interner,
     pending: Generations<Pending>,
     pub services: Vec<Service>,
-    /// Service hash -> service.
-    service_index: FpTable<u32>,
+    /// Service hash -> service, under 32-bit tags: each match is checked
+    /// against the service's own key.
+    service_index: FpTable<u32, u32>,
     pub backends: Vec<Backend>,
     /// Each backend's address, by backend id.
     backend_addrs: Vec<Addr>,
-    /// Backend hash of (service, address) -> backend.
-    backend_index: FpTable<u32>,
+    /// Backend hash of (service, address) -> backend, under 32-bit tags:
+    /// each match is checked against the backend's own key.
+    backend_index: FpTable<u32, u32>,
     more_srv_ports: Map<u32, Vec<u16>>,
     /// Connections per (backend, port) beyond each backend's first port.
     more_conns: Map<(u32, u16), u32>,
@@ -849,11 +854,13 @@ impl Aggregator {
     fn find_service(&self, r: &DnsEvent) -> Result<u32, Vacant> {
         self.service_index
             .get_or_vacant(r.service, |&id| {
-                // The service hash covers the client; the name is checked
-                // by its hash here too (a second, independent 64 bits).
+                // The index keeps 31 bits of the service hash, which
+                // covers the client: the entry has all of it, and the
+                // name is checked by its hash too (a second, independent
+                // 64 bits).
                 self.services
                     .get(id as usize)
-                    .is_some_and(|s| s.name_hash == r.qname_hash)
+                    .is_some_and(|s| s.key == r.service && s.name_hash == r.qname_hash)
             })
             .copied()
     }
@@ -877,6 +884,7 @@ impl Aggregator {
         push_huge(
             &mut self.services,
             Service {
+                key: r.service,
                 name_hash: r.qname_hash,
                 lookups: 0,
                 early_relookups: 0,
@@ -1084,10 +1092,13 @@ impl Aggregator {
         let found = if listed {
             Ok(at)
         } else {
-            // The backend hash covers the service and the address.
+            // The backend hash covers the service and the address; the
+            // index keeps 31 bits of it, the entry all of it.
             self.backend_index
                 .get_or_vacant(key, |&id| {
-                    backends.get(id as usize).is_some_and(|b| b.service == service)
+                    backends
+                        .get(id as usize)
+                        .is_some_and(|b| b.key == key && b.service == service)
                 })
                 .copied()
         };

@@ -519,18 +519,55 @@ fn advise_huge<T>(memory: &mut [std::mem::MaybeUninit<T>]) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge<T>(_memory: &mut [std::mem::MaybeUninit<T>]) {}
 
-/// The stored form of a hash: 0 marks an empty slot, so the top bit is
-/// set (the home slot comes from the low bits; entries are told apart by
-/// the other 63). One instruction on every probe, where mapping 0 to 1
+/// How an [`FpTable`] keeps a key's hash in the key's slot: 0 marks an
+/// empty slot, so a stored hash has its top bit set, and the home slot
+/// comes from the stored bits, so that a growth or a removal finds every
+/// entry's home without its owner.
+pub trait Tag: Copy + Default + Eq {
+    /// The stored form of `hash`.
+    fn of(hash: u64) -> Self;
+    /// The bits an entry's home slot is masked from.
+    fn home(self) -> usize;
+}
+
+/// The whole hash: the home slot from the low bits, entries told apart by
+/// the other 63 (the table's own tables trust them: a fingerprint). Setting
+/// the top bit is one instruction on every probe, where mapping 0 to 1
 /// took three (5 % of the aggregator's instructions).
-#[inline(always)]
-fn stored(hash: u64) -> u64 {
-    hash | 1 << 63
+impl Tag for u64 {
+    #[inline(always)]
+    fn of(hash: u64) -> u64 {
+        hash | 1 << 63
+    }
+
+    #[inline(always)]
+    fn home(self) -> usize {
+        self as usize
+    }
+}
+
+/// The upper half of the hash, 31 bits of it: for a table of `u32` ids an
+/// 8-byte slot instead of 16, eight to a cache line. The home slot comes
+/// from those bits too, so entries that share a home share them in part:
+/// a match says only "maybe", and the caller's `eq` checks the entry
+/// against its full key (kept in the entry) every time. A table of
+/// these tags has at most 2^31 homes (a far larger table than any cap
+/// allows: it would still work, with longer runs).
+impl Tag for u32 {
+    #[inline(always)]
+    fn of(hash: u64) -> u32 {
+        (hash >> 32) as u32 | 1 << 31
+    }
+
+    #[inline(always)]
+    fn home(self) -> usize {
+        (self & !(1 << 31)) as usize
+    }
 }
 
 #[derive(Clone, Copy, Default)]
-struct Slot<V> {
-    hash: u64,
+struct Slot<V, T = u64> {
+    hash: T,
     value: V,
 }
 
@@ -561,8 +598,8 @@ impl Vacant {
 /// [`MAX_LOAD_EIGHTHS`]/8 full; a table of 4 MiB and more grows in place
 /// where it can (see `FpTable::grow`).
 #[derive(Clone)]
-pub struct FpTable<V> {
-    slots: Vec<Slot<V>>,
+pub struct FpTable<V, T = u64> {
+    slots: Vec<Slot<V, T>>,
     mask: usize,
     len: usize,
     /// The size up to which [`FpTable::about_to_grow`] has had the room
@@ -609,7 +646,7 @@ const ROOM_FACTOR: usize = 8;
 /// MiB, 54.6 without).
 const ROOM_FROM: usize = 2 * HUGE_PAGE;
 
-impl<V> Default for FpTable<V> {
+impl<V, T> Default for FpTable<V, T> {
     fn default() -> Self {
         FpTable {
             slots: Vec::new(),
@@ -622,7 +659,7 @@ impl<V> Default for FpTable<V> {
     }
 }
 
-impl<V: Copy + Default> FpTable<V> {
+impl<V: Copy + Default, T: Tag> FpTable<V, T> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -643,7 +680,7 @@ impl<V: Copy + Default> FpTable<V> {
     /// ([`prefault`]).
     pub fn reserve(&mut self, entries: usize) {
         let slots = slots_for(entries);
-        if self.len == 0 && slots.checked_mul(size_of::<Slot<V>>()).is_some() {
+        if self.len == 0 && slots.checked_mul(size_of::<Slot<V, T>>()).is_some() {
             reserve_room(&mut self.slots, slots);
         }
     }
@@ -675,7 +712,7 @@ impl<V: Copy + Default> FpTable<V> {
 
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
-        if let Some(slot) = self.slots.get(hash as usize & self.mask) {
+        if let Some(slot) = self.slots.get(T::of(hash).home() & self.mask) {
             prefetch_line(slot);
         }
     }
@@ -685,8 +722,8 @@ impl<V: Copy + Default> FpTable<V> {
     /// into the next line.
     #[inline(always)]
     pub fn prefetch_run(&self, hash: u64) {
-        if let Some(slot) = self.slots.get(hash as usize & self.mask) {
-            let p: *const Slot<V> = slot;
+        if let Some(slot) = self.slots.get(T::of(hash).home() & self.mask) {
+            let p: *const Slot<V, T> = slot;
             prefetch_line(p);
             prefetch_line(p.wrapping_add(1));
         }
@@ -702,8 +739,8 @@ impl<V: Copy + Default> FpTable<V> {
     /// what it points to: may be another key's with the same hash).
     #[inline(always)]
     pub fn peek(&self, hash: u64) -> Option<&V> {
-        let hash = stored(hash);
-        let slot = self.slots.get(hash as usize & self.mask)?;
+        let hash = T::of(hash);
+        let slot = self.slots.get(hash.home() & self.mask)?;
         (slot.hash == hash).then_some(&slot.value)
     }
 
@@ -744,13 +781,13 @@ impl<V: Copy + Default> FpTable<V> {
     /// no slot 0, [`Vacant::NONE`]).
     #[inline]
     fn search(&self, hash: u64, mut eq: impl FnMut(&V) -> bool) -> Result<usize, Vacant> {
-        let hash = stored(hash);
-        let mut i = hash as usize & self.mask;
+        let hash = T::of(hash);
+        let mut i = hash.home() & self.mask;
         loop {
             let Some(slot) = self.slots.get(i) else {
                 return Err(Vacant::NONE);
             };
-            if slot.hash == 0 {
+            if slot.hash == T::default() {
                 return Err(Vacant {
                     at: i,
                     moves: self.moves,
@@ -776,9 +813,9 @@ impl<V: Copy + Default> FpTable<V> {
         let fits = (self.len + 1) * 8 <= self.slots.len() * MAX_LOAD_EIGHTHS;
         let current = vacant.moves == self.moves;
         match self.slots.get_mut(vacant.at) {
-            Some(s) if fits && current && s.hash == 0 => {
+            Some(s) if fits && current && s.hash == T::default() => {
                 *s = Slot {
-                    hash: stored(hash),
+                    hash: T::of(hash),
                     value,
                 };
                 self.added();
@@ -792,7 +829,7 @@ impl<V: Copy + Default> FpTable<V> {
         if (self.len + 1) * 8 > self.slots.len() * MAX_LOAD_EIGHTHS {
             self.grow();
         }
-        let hash = stored(hash);
+        let hash = T::of(hash);
         if self.place(Slot { hash, value }) {
             self.added();
         }
@@ -847,8 +884,8 @@ impl<V: Copy + Default> FpTable<V> {
     /// from its home on, wrapping from the last slot to the first; false
     /// if there is none (a table is never full: only the empty table,
     /// which has no slots).
-    fn place(&mut self, slot: Slot<V>) -> bool {
-        let home = slot.hash as usize & self.mask;
+    fn place(&mut self, slot: Slot<V, T>) -> bool {
+        let home = slot.hash.home() & self.mask;
         let at = self.empty_from(home).or_else(|| self.empty_from(0));
         self.put(at, slot)
     }
@@ -857,7 +894,7 @@ impl<V: Copy + Default> FpTable<V> {
     fn empty_from(&self, at: usize) -> Option<usize> {
         let mut i = at;
         while let Some(s) = self.slots.get(i) {
-            if s.hash == 0 {
+            if s.hash == T::default() {
                 return Some(i);
             }
             i += 1;
@@ -866,7 +903,7 @@ impl<V: Copy + Default> FpTable<V> {
     }
 
     /// Puts `slot` at `at`, if that is a slot; whether it was.
-    fn put(&mut self, at: Option<usize>, slot: Slot<V>) -> bool {
+    fn put(&mut self, at: Option<usize>, slot: Slot<V, T>) -> bool {
         match at.and_then(|i| self.slots.get_mut(i)) {
             Some(s) => {
                 *s = slot;
@@ -891,14 +928,14 @@ impl<V: Copy + Default> FpTable<V> {
             return;
         }
         let mut slots = Vec::new();
-        let roomy = size * size_of::<Slot<V>>() >= ROOM_FROM;
+        let roomy = size * size_of::<Slot<V, T>>() >= ROOM_FROM;
         if !(roomy && reserve_room(&mut slots, size.saturating_mul(ROOM_FACTOR))) {
             slots.reserve_exact(size);
         }
         advise_huge_first(&mut slots, size);
         // A big table's upper half is populated beside this thread while
         // it clears the lower one ([`prefault`]).
-        if size * size_of::<Slot<V>>() >= 2 * prefault::STRETCH
+        if size * size_of::<Slot<V, T>>() >= 2 * prefault::STRETCH
             && let Some(upper) = slots.spare_capacity_mut().get(size / 2..size)
         {
             prefault::request(upper);
@@ -906,7 +943,7 @@ impl<V: Copy + Default> FpTable<V> {
         slots.resize(size, Slot::default());
         let old = std::mem::replace(&mut self.slots, slots);
         self.mask = size - 1;
-        for slot in old.into_iter().filter(|s| s.hash != 0) {
+        for slot in old.into_iter().filter(|s| s.hash != T::default()) {
             self.place(slot);
         }
     }
@@ -937,12 +974,12 @@ impl<V: Copy + Default> FpTable<V> {
         let mut last = Vec::new();
         for i in 0..old_size {
             let Some(s) = self.slots.get_mut(i) else { break };
-            if s.hash == 0 {
+            if s.hash == T::default() {
                 continue;
             }
             // In its home slot, which stays its home: it would be taken
             // and put back where it is.
-            let home = s.hash as usize & self.mask;
+            let home = s.hash.home() & self.mask;
             if home == i {
                 continue;
             }
@@ -992,10 +1029,10 @@ impl<V: Copy + Default> FpTable<V> {
         loop {
             j = (j + 1) & self.mask;
             let Some(&next) = self.slots.get(j) else { break };
-            if next.hash == 0 {
+            if next.hash == T::default() {
                 break;
             }
-            let home = next.hash as usize & self.mask;
+            let home = next.hash.home() & self.mask;
             let distance_now = j.wrapping_sub(home) & self.mask;
             let distance_hole = hole.wrapping_sub(home) & self.mask;
             if distance_hole <= distance_now {
@@ -1028,7 +1065,7 @@ impl<V: Copy + Default> FpTable<V> {
         let mut seen = 0;
         while seen < self.slots.len() {
             let Some(slot) = self.slots.get_mut(i) else { break };
-            if slot.hash != 0 && !keep(&mut slot.value) {
+            if slot.hash != T::default() && !keep(&mut slot.value) {
                 // What shifts into the hole is looked at next.
                 self.remove_at(i);
                 continue;
@@ -1047,11 +1084,11 @@ impl<V: Copy + Default> FpTable<V> {
         }
     }
 
-    /// Every (hash, value), in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
+    /// Every (stored hash, value), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (T, &V)> {
         self.slots
             .iter()
-            .filter(|s| s.hash != 0)
+            .filter(|s| s.hash != T::default())
             .map(|s| (s.hash, &s.value))
     }
 }
@@ -1315,14 +1352,31 @@ mod tests {
     /// first at every size), a removal every seventh insertion, through
     /// every growth from empty, against a map: every entry is found, none
     /// is found twice. With room reserved the table grows in place (its
-    /// vector is never replaced); without, by moving.
+    /// vector is never replaced); without, by moving. For both tags.
     #[test]
     fn growth_in_place_and_by_moving_keeps_every_entry() {
+        growth_keeps_every_entry::<u64>();
+        growth_keeps_every_entry::<u32>();
+    }
+
+    /// A hash whose home bits, in a table of tags `T`, are `raw`'s low
+    /// bits (for the 32-bit tags, the upper half holds them).
+    fn homed<T: Tag>(raw: u64) -> u64 {
+        if size_of::<T>() == 4 {
+            raw.rotate_left(32)
+        } else {
+            raw
+        }
+    }
+
+    fn growth_keeps_every_entry<T: Tag + std::hash::Hash + std::fmt::Debug>() {
         for room in [0usize, 1 << 17] {
-            let mut table: FpTable<u32> = FpTable {
+            let mut table: FpTable<u32, T> = FpTable {
                 slots: Vec::with_capacity(room),
                 ..FpTable::default()
             };
+            // By stored tag: hashes that share one (the 32-bit tags keep
+            // 31 bits) are taken once, so that `|_| true` finds each.
             let mut model = std::collections::HashMap::new();
             let mut keys = Vec::new();
             let mut x = 0x9E37_79B9_7F4A_7C15u64;
@@ -1334,21 +1388,22 @@ mod tests {
             };
             for n in 0..30_000u32 {
                 let r = next();
-                let hash = stored(if r % 3 == 0 { r | 0x3FF } else { r });
-                if model.contains_key(&hash) {
+                let hash = homed::<T>(if r % 3 == 0 { r | 0x3FF } else { r });
+                if model.contains_key(&T::of(hash)) {
                     continue;
                 }
                 table.insert_new(hash, n);
-                model.insert(hash, n);
+                model.insert(T::of(hash), (hash, n));
                 keys.push(hash);
                 if n % 7 == 0 {
                     let gone = keys.swap_remove(next() as usize % keys.len());
-                    assert_eq!(table.remove(gone, |_| true), model.remove(&gone));
+                    let expected = model.remove(&T::of(gone)).map(|(_, v)| v);
+                    assert_eq!(table.remove(gone, |_| true), expected);
                 }
             }
             assert_eq!(table.len(), model.len());
             assert_eq!(table.iter().count(), model.len());
-            for (&hash, &value) in &model {
+            for &(hash, value) in model.values() {
                 let mut found = 0;
                 let _ = table.find(hash, |&v| {
                     found += usize::from(v == value);
@@ -1366,22 +1421,27 @@ mod tests {
 
     /// Most of the hashes homed in the last few slots of a table of
     /// `crowd` slots (and of every smaller one), bit `crowd` at random;
-    /// one in four anywhere.
-    fn crowded(r: u64, crowd: u64) -> u64 {
+    /// one in four anywhere: for a table of tags `T`.
+    fn crowded<T: Tag>(r: u64, crowd: u64) -> u64 {
         let hash = if r.is_multiple_of(4) {
             r
         } else {
             (r & !(crowd - 1)) | (crowd - 1 - (r >> 60))
         };
-        stored(hash)
+        homed::<T>(hash)
     }
 
     /// Small tables grown in place many times over, their homes crowded
     /// at the end so that runs wrap from the last slot to the first before
     /// and after the doubling, some entries moving up and some staying:
-    /// after each insertion every entry is found.
+    /// after each insertion every entry is found. For both tags.
     #[test]
     fn growth_in_place_keeps_runs_that_wrap() {
+        runs_that_wrap_are_kept::<u64>();
+        runs_that_wrap_are_kept::<u32>();
+    }
+
+    fn runs_that_wrap_are_kept<T: Tag>() {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         let mut next = move || {
             x ^= x << 13;
@@ -1390,15 +1450,15 @@ mod tests {
             x
         };
         for trial in 0..3000 {
-            let mut table: FpTable<u32> = FpTable {
+            let mut table: FpTable<u32, T> = FpTable {
                 slots: Vec::with_capacity(256),
                 ..FpTable::default()
             };
-            let mut held = Vec::new();
+            let mut held: Vec<(u64, u32)> = Vec::new();
             let crowd = 16u64 << (trial % 3);
             for n in 0..60u32 {
-                let hash = crowded(next(), crowd);
-                if held.iter().any(|&(h, _)| h == hash) {
+                let hash = crowded::<T>(next(), crowd);
+                if held.iter().any(|&(h, _)| T::of(h) == T::of(hash)) {
                     continue;
                 }
                 table.insert_new(hash, n);
@@ -1415,25 +1475,30 @@ mod tests {
     /// eight times at once, in place, their runs crowded at the end to
     /// wrap as in the test above; every entry is found after each
     /// insertion, and no growth is by more than [`MAX_GROWTH`] or by less
-    /// than two.
+    /// than two. For both tags.
     #[test]
     fn growth_to_an_expected_size_keeps_every_entry() {
+        growth_to_expected_size::<u64>();
+        growth_to_expected_size::<u32>();
+    }
+
+    fn growth_to_expected_size<T: Tag>() {
         let mut rng = crate::generate::Rng::new(22);
         let mut factors = std::collections::BTreeSet::new();
         for trial in 0..3000u64 {
-            let mut table: FpTable<u32> = FpTable {
+            let mut table: FpTable<u32, T> = FpTable {
                 slots: Vec::with_capacity(4096),
                 ..FpTable::default()
             };
-            let mut held = Vec::new();
+            let mut held: Vec<(u64, u32)> = Vec::new();
             let crowd = 16u64 << (trial % 3);
             for n in 0..120u32 {
                 // A new estimate now and then, above or below what is held.
                 if n % 10 == 0 {
                     table.expect(rng.below(1200) as usize);
                 }
-                let hash = crowded(rng.next_u64(), crowd);
-                if held.iter().any(|&(h, _)| h == hash) {
+                let hash = crowded::<T>(rng.next_u64(), crowd);
+                if held.iter().any(|&(h, _)| T::of(h) == T::of(hash)) {
                     continue;
                 }
                 let before = table.capacity();
@@ -1449,6 +1514,32 @@ mod tests {
             assert_eq!(table.slots.capacity(), 4096, "grew in place");
         }
         assert_eq!(factors.into_iter().collect::<Vec<_>>(), [2, 4, 8]);
+    }
+
+    /// A slot of a table of `u32` ids under 32-bit tags is 8 bytes, eight
+    /// to a cache line; under whole hashes, 16.
+    #[test]
+    fn a_slot_of_ids_under_short_tags_is_eight_bytes() {
+        assert_eq!(size_of::<Slot<u32, u32>>(), 8);
+        assert_eq!(size_of::<Slot<u32, u64>>(), 16);
+    }
+
+    /// Under 32-bit tags, two keys whose stored bits agree are told apart
+    /// by `eq` alone: each finds its own entry, and removing one leaves
+    /// the other.
+    #[test]
+    fn short_tags_that_agree_are_told_apart_by_the_entry() {
+        let mut table: FpTable<u32, u32> = FpTable::default();
+        let (a, b) = (0x1234_5678_0000_0001u64, 0x1234_5678_FFFF_0002u64);
+        assert_eq!(u32::of(a), u32::of(b));
+        table.insert_new(a, 10);
+        table.insert_new(b, 20);
+        assert_eq!(table.get(a, |&v| v == 10), Some(&10));
+        assert_eq!(table.get(b, |&v| v == 20), Some(&20));
+        assert_eq!(table.get(b, |&v| v == 30), None);
+        assert_eq!(table.remove(a, |&v| v == 10), Some(10));
+        assert_eq!(table.get(b, |&v| v == 20), Some(&20));
+        assert_eq!(table.get(a, |&v| v == 10), None);
     }
 
     /// Without an estimate, or with one it already holds, a table doubles.
