@@ -1451,7 +1451,7 @@ impl Aggregator {
             self.next_full_sweep = ts.saturating_add(SECOND);
             let now = (ts / SECOND) as u32;
             let idle = (self.opts.idle_timeout / SECOND) as u32;
-            self.expire_connections(|c| c.state & CLOSED == 0 && now.saturating_sub(c.last_secs) <= idle);
+            self.expire_connections(|c| (c.state & CLOSED != 0) | (now.saturating_sub(c.last_secs) > idle));
         }
         let used = self.usage.get(client_slot as usize).map_or(0, |u| u.connections);
         self.connections.len() < self.opts.max_connections && used < self.opts.max_connections_per_client
@@ -1468,22 +1468,21 @@ impl Aggregator {
         // last ACK or a retransmitted FIN.
         self.expire_connections(|c| {
             let limit = if c.state & CLOSED != 0 { linger } else { idle };
-            secs.saturating_sub(c.last_secs) <= limit
+            secs.saturating_sub(c.last_secs) > limit
         });
         self.next_sweep = now.saturating_add((self.opts.idle_timeout / 4).clamp(SECOND, 5 * SECOND));
     }
 
-    /// Forgets the followed connections `keep` says no to, giving each
+    /// Forgets the followed connections `expired` says yes to (a test
+    /// of the connection alone: [`FpTable::remove_where`]), giving each
     /// back to its client's quota.
-    fn expire_connections(&mut self, keep: impl Fn(&Connection) -> bool) {
+    fn expire_connections(&mut self, expired: impl Fn(&Connection) -> bool) {
         let before = self.connections.len();
         let usage = &mut self.usage;
-        self.connections.retain(|c| {
-            let kept = keep(c);
-            if !kept && let Some(u) = usage.get_mut(c.client_slot() as usize) {
+        self.connections.remove_where(expired, |c| {
+            if let Some(u) = usage.get_mut(c.client_slot() as usize) {
                 u.connections = u.connections.saturating_sub(1);
             }
-            kept
         });
         self.tally.conns_expired += (before - self.connections.len()) as u64;
     }
