@@ -159,10 +159,13 @@ pub struct Backend {
     /// in the line of the backend it reached, not in a further line of
     /// the services, which no stage had loaded).
     client_slot: u32,
-    /// Its [`backend_hash`], the key of `Aggregator::backend_index`: a
-    /// response that lists a service's backends in the order they were
-    /// first seen finds each one by following the list.
-    key: u64,
+    /// Its [`crate::table::Keys::pair_hash`] of (client, address), the key
+    /// of its client's binding: with its service, what its
+    /// [`backend_hash`] (the key of `Aggregator::backend_index`) is made
+    /// of, so that it checks a match under the short tags of either
+    /// index, and a response that lists a service's backends in the
+    /// order they were first seen finds each one by following the list.
+    pair: u64,
 }
 
 impl Backend {
@@ -333,8 +336,9 @@ pub struct Aggregator {
     /// Connections per (backend, port) beyond each backend's first port.
     more_conns: Map<(u32, u16), u32>,
     /// [`crate::table::Keys::pair_hash`] of (client, address) -> the backend the
-    /// client's latest response containing the address made it.
-    bindings: FpTable<u32>,
+    /// client's latest response containing the address made it, under
+    /// 32-bit tags: each match is checked against the backend's pair.
+    bindings: FpTable<u32, u32>,
     /// SRV targets that came without an address, by the
     /// [`service_hash`] of (client, target name): the very key of the
     /// service a lookup of the target by that client will have, so that
@@ -1086,26 +1090,28 @@ impl Aggregator {
             return;
         }
         let backends = &self.backends;
+        // The backend hash is made of the service's hash and the pair's:
+        // the same service and pair, the same backend.
         let listed = backends
             .get(at as usize)
-            .is_some_and(|b| b.key == key && b.service == service);
+            .is_some_and(|b| b.pair == pair && b.service == service);
         let found = if listed {
             Ok(at)
         } else {
             // The backend hash covers the service and the address; the
-            // index keeps 31 bits of it, the entry all of it.
+            // index keeps 31 bits of it, the entry what it is made of.
             self.backend_index
                 .get_or_vacant(key, |&id| {
                     backends
                         .get(id as usize)
-                        .is_some_and(|b| b.key == key && b.service == service)
+                        .is_some_and(|b| b.pair == pair && b.service == service)
                 })
                 .copied()
         };
         let id = match found {
             Ok(id) => id,
             Err(vacant) => {
-                let id = self.new_backend(service, addr, key);
+                let id = self.new_backend(service, addr, pair);
                 if id == NONE {
                     self.tally.tables_full += 1;
                     return;
@@ -1137,7 +1143,11 @@ impl Aggregator {
         }
         // The client's binding to the address now names this backend.
         if !was_bound {
-            let previous = match self.bindings.get_mut_or_vacant(pair, |_| true) {
+            let backends = &self.backends;
+            let previous = match self
+                .bindings
+                .get_mut_or_vacant(pair, |&id| bound_at(backends, id, pair))
+            {
                 Ok(b) => std::mem::replace(b, id),
                 Err(vacant) => {
                     self.bindings.insert_vacant(vacant, pair, id);
@@ -1157,7 +1167,7 @@ impl Aggregator {
 
     /// A new backend of `service` at `addr`, linked at the end of the
     /// service's list; [`NONE`] when the table is full.
-    fn new_backend(&mut self, service: u32, addr: Addr, key: u64) -> u32 {
+    fn new_backend(&mut self, service: u32, addr: Addr, pair: u64) -> u32 {
         if self.backends.len() >= self.opts.max_backends {
             return NONE;
         }
@@ -1192,7 +1202,7 @@ impl Aggregator {
                 srv_ports: [0; INLINE_SRV_PORTS],
                 srv_port_count: 0,
                 client_slot,
-                key,
+                pair,
             },
         );
         self.backend_addrs.push(addr);
@@ -1286,7 +1296,7 @@ impl Aggregator {
     /// The backend a client is bound to at an address, by the pair's hash.
     #[inline]
     fn binding(&self, pair: u64) -> Option<u32> {
-        self.bindings.get(pair, |_| true).copied()
+        binding(&self.bindings, &self.backends, pair)
     }
 
     /// Default mode: a SYN (ACK, RST, FIN clear) to a bound address. Only
@@ -1368,7 +1378,7 @@ impl Aggregator {
         let secs = (ts / SECOND) as u32;
         // Which backend (and port) the segment is for: looked up only when
         // the connection is new or not counted yet, not for every segment.
-        let bindings = &self.bindings;
+        let (bindings, backends) = (&self.bindings, &self.backends);
         if let Some(c) = self.connections.get_mut(key, |_| true) {
             c.last_secs = secs;
             let mut counts = None;
@@ -1392,7 +1402,7 @@ impl Aggregator {
                 if c.state & COUNTED != 0 {
                     break 'applied;
                 }
-                counts = t.and_then(|t| attribute(bindings, t));
+                counts = t.and_then(|t| attribute(bindings, backends, t));
                 if counts.is_some() {
                     c.state |= COUNTED;
                 }
@@ -1405,7 +1415,7 @@ impl Aggregator {
             return folded;
         }
         let Some(t) = t else { return false };
-        let Some((backend, port)) = attribute(&self.bindings, t) else {
+        let Some((backend, port)) = attribute(&self.bindings, &self.backends, t) else {
             return false;
         };
         // A slot past what a connection holds counts against no quota,
@@ -1518,11 +1528,25 @@ fn is_pure_syn(flags: u8) -> bool {
 
 /// The backend and port of a segment in either direction: its source bound
 /// to its destination, or the other way round.
-fn attribute(bindings: &FpTable<u32>, t: &Segment) -> Option<(u32, u16)> {
-    if let Some(&b) = bindings.get(t.forward, |_| true) {
+fn attribute(bindings: &FpTable<u32, u32>, backends: &[Backend], t: &Segment) -> Option<(u32, u16)> {
+    if let Some(b) = binding(bindings, backends, t.forward) {
         return Some((b, t.dst_port));
     }
-    bindings.get(t.reverse, |_| true).map(|&b| (b, t.src_port))
+    binding(bindings, backends, t.reverse).map(|b| (b, t.src_port))
+}
+
+/// The backend bound at `pair` (the hash of a client and an address).
+#[inline]
+fn binding(bindings: &FpTable<u32, u32>, backends: &[Backend], pair: u64) -> Option<u32> {
+    bindings.get(pair, |&id| bound_at(backends, id, pair)).copied()
+}
+
+/// Whether backend `id` is of the client and address whose pair hash is
+/// `pair`: the check of a match under the bindings' short tags (the
+/// backend's line is the one a binding leads to anyway).
+#[inline]
+fn bound_at(backends: &[Backend], id: u32, pair: u64) -> bool {
+    backends.get(id as usize).is_some_and(|b| b.pair == pair)
 }
 
 /// When a TTL that starts at `ts` runs out (0 seconds without one).
@@ -1543,6 +1567,55 @@ mod layout {
     #[test]
     fn a_connection_is_eight_bytes() {
         assert_eq!(size_of::<super::Connection>(), 8);
+    }
+}
+
+#[cfg(test)]
+mod bindings {
+    use super::{Backend, FpTable, INLINE_SRV_PORTS, NONE, Segment, attribute, binding};
+
+    /// A binding found under the bindings' short tags is the backend of
+    /// its own pair: two pairs whose stored bits agree each find their
+    /// own backend, and a pair not bound finds none, where the tags alone
+    /// would have answered with the other's.
+    #[test]
+    fn bindings_that_share_a_tag_are_told_apart_by_their_backends() {
+        let backend = |pair: u64| Backend {
+            service: 0,
+            next: NONE,
+            dns: 0,
+            conns: 0,
+            expires: 0,
+            last_response: 0,
+            stale_conns: 0,
+            port: 0,
+            bound: true,
+            srv_priority: 0,
+            srv_weight: 0,
+            srv_ports: [0; INLINE_SRV_PORTS],
+            srv_port_count: 0,
+            client_slot: 0,
+            pair,
+        };
+        // The same upper 32 bits: the same tag and the same home slot.
+        let (a, b) = (0x5A5A_1234_0000_0001u64, 0x5A5A_1234_FFFF_0002u64);
+        let backends = [backend(a), backend(b)];
+        let mut bindings: FpTable<u32, u32> = FpTable::default();
+        bindings.insert_new(a, 0);
+        assert_eq!(binding(&bindings, &backends, a), Some(0));
+        assert_eq!(binding(&bindings, &backends, b), None, "a's tag, not a's pair");
+        bindings.insert_new(b, 1);
+        assert_eq!(binding(&bindings, &backends, a), Some(0));
+        assert_eq!(binding(&bindings, &backends, b), Some(1));
+        let segment = Segment {
+            forward: 0x0BAD,
+            reverse: b,
+            syn_key: 0,
+            seq: 0,
+            src_port: 443,
+            dst_port: 50_000,
+        };
+        assert_eq!(attribute(&bindings, &backends, &segment), Some((1, 443)));
     }
 }
 
