@@ -169,6 +169,28 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// A backend of `service` not yet seen in a response, bound or
+    /// connected to.
+    fn new(service: u32, client_slot: u32, pair: u64) -> Self {
+        Backend {
+            service,
+            next: NONE,
+            dns: 0,
+            conns: 0,
+            expires: 0,
+            last_response: 0,
+            stale_conns: 0,
+            port: 0,
+            bound: false,
+            srv_priority: 0,
+            srv_weight: 0,
+            srv_ports: [0; INLINE_SRV_PORTS],
+            srv_port_count: 0,
+            client_slot,
+            pair,
+        }
+    }
+
     /// The first port connected to and its connections, if any.
     #[inline]
     pub fn first_port(&self) -> Option<(u16, u32)> {
@@ -330,7 +352,8 @@ pub struct Aggregator {
     /// Each backend's address, by backend id.
     backend_addrs: Vec<Addr>,
     /// Backend hash of (service, address) -> backend, under 32-bit tags:
-    /// each match is checked against the backend's own key.
+    /// each match is checked against the backend's service and pair,
+    /// which its hash is made of.
     backend_index: FpTable<u32, u32>,
     more_srv_ports: Map<u32, Vec<u16>>,
     /// Connections per (backend, port) beyond each backend's first port.
@@ -1185,26 +1208,7 @@ impl Aggregator {
         if let Some(b) = self.backends.get_mut(previous as usize) {
             b.next = id;
         }
-        push_huge(
-            &mut self.backends,
-            Backend {
-                service,
-                next: NONE,
-                dns: 0,
-                conns: 0,
-                expires: 0,
-                last_response: 0,
-                stale_conns: 0,
-                port: 0,
-                bound: false,
-                srv_priority: 0,
-                srv_weight: 0,
-                srv_ports: [0; INLINE_SRV_PORTS],
-                srv_port_count: 0,
-                client_slot,
-                pair,
-            },
-        );
+        push_huge(&mut self.backends, Backend::new(service, client_slot, pair));
         self.backend_addrs.push(addr);
         prefault::after_push(&mut self.backend_addrs);
         id
@@ -1572,7 +1576,7 @@ mod layout {
 
 #[cfg(test)]
 mod bindings {
-    use super::{Backend, FpTable, INLINE_SRV_PORTS, NONE, Segment, attribute, binding};
+    use super::{Backend, FpTable, Segment, attribute, binding};
 
     /// A binding found under the bindings' short tags is the backend of
     /// its own pair: two pairs whose stored bits agree each find their
@@ -1580,23 +1584,7 @@ mod bindings {
     /// would have answered with the other's.
     #[test]
     fn bindings_that_share_a_tag_are_told_apart_by_their_backends() {
-        let backend = |pair: u64| Backend {
-            service: 0,
-            next: NONE,
-            dns: 0,
-            conns: 0,
-            expires: 0,
-            last_response: 0,
-            stale_conns: 0,
-            port: 0,
-            bound: true,
-            srv_priority: 0,
-            srv_weight: 0,
-            srv_ports: [0; INLINE_SRV_PORTS],
-            srv_port_count: 0,
-            client_slot: 0,
-            pair,
-        };
+        let backend = |pair: u64| Backend::new(0, 0, pair);
         // The same upper 32 bits: the same tag and the same home slot.
         let (a, b) = (0x5A5A_1234_0000_0001u64, 0x5A5A_1234_FFFF_0002u64);
         let backends = [backend(a), backend(b)];

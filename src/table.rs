@@ -531,7 +531,8 @@ pub trait Tag: Copy + Default + Eq {
 }
 
 /// The whole hash: the home slot from the low bits, entries told apart by
-/// the other 63 (the table's own tables trust them: a fingerprint). Setting
+/// the other 63 (a caller whose `eq` answers yes to any entry trusts
+/// them, as a fingerprint). Setting
 /// the top bit is one instruction on every probe, where mapping 0 to 1
 /// took three (5 % of the aggregator's instructions).
 impl Tag for u64 {
