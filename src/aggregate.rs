@@ -191,6 +191,15 @@ impl Backend {
         }
     }
 
+    /// Whether it is the backend of `service` at the client and address
+    /// whose pair hash is `pair`: the backend hash is made of the
+    /// service's hash and the pair's, so the same service and pair make
+    /// the same backend.
+    #[inline]
+    fn is(&self, service: u32, pair: u64) -> bool {
+        self.pair == pair && self.service == service
+    }
+
     /// The first port connected to and its connections, if any.
     #[inline]
     pub fn first_port(&self) -> Option<(u16, u32)> {
@@ -1113,11 +1122,7 @@ impl Aggregator {
             return;
         }
         let backends = &self.backends;
-        // The backend hash is made of the service's hash and the pair's:
-        // the same service and pair, the same backend.
-        let listed = backends
-            .get(at as usize)
-            .is_some_and(|b| b.pair == pair && b.service == service);
+        let listed = backends.get(at as usize).is_some_and(|b| b.is(service, pair));
         let found = if listed {
             Ok(at)
         } else {
@@ -1125,9 +1130,7 @@ impl Aggregator {
             // index keeps 31 bits of it, the entry what it is made of.
             self.backend_index
                 .get_or_vacant(key, |&id| {
-                    backends
-                        .get(id as usize)
-                        .is_some_and(|b| b.pair == pair && b.service == service)
+                    backends.get(id as usize).is_some_and(|b| b.is(service, pair))
                 })
                 .copied()
         };
@@ -1297,17 +1300,11 @@ impl Aggregator {
         }
     }
 
-    /// The backend a client is bound to at an address, by the pair's hash.
-    #[inline]
-    fn binding(&self, pair: u64) -> Option<u32> {
-        binding(&self.bindings, &self.backends, pair)
-    }
-
     /// Default mode: a SYN (ACK, RST, FIN clear) to a bound address. Only
     /// SYNs to bound addresses are remembered for retransmission checks: a
     /// retransmitted SYN nobody could attribute is simply unattributed again.
     fn syn(&mut self, ts: u64, forward: u64, syn_key: u64, dst_port: u16) {
-        let Some(backend) = self.binding(forward) else {
+        let Some(backend) = binding(&self.bindings, &self.backends, forward) else {
             self.tally.syns_unattributed += 1;
             return;
         };

@@ -1952,9 +1952,9 @@ mod tests {
 
     /// Sweeps of random tables (both tags, homes crowded at the end so
     /// that runs wrap, long runs of entries that go and stay): exactly the
-    /// entries that expire are handed over, each once, and every other one
-    /// is still found, where a table built from the survivors alone would
-    /// find it; a vacant slot from before the sweep is stale after it.
+    /// entries that expire are handed over, each once, every other one is
+    /// still found and none of them twice, and a vacant slot from before
+    /// the sweep is stale after it.
     #[test]
     fn a_sweep_removes_what_expires_and_finds_the_rest() {
         sweeps_keep_the_rest::<u64>();
