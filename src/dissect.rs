@@ -170,19 +170,16 @@ impl Dissector {
                         && (t.flags & (tcp::SYN | tcp::FIN | tcp::RST) != 0 || !t.payload.is_empty());
                     let k = self.keys;
                     if self.all_segments {
-                        let forward = k.pair_hash(&p.src, &p.dst);
-                        let reverse = k.pair_hash(&p.dst, &p.src);
-                        let there = k.tuple_hash(forward, t.src_port, t.dst_port);
-                        let back = k.tuple_hash(reverse, t.dst_port, t.src_port);
+                        let h = out.tuples.hashes(k, &p.src, &p.dst, t.src_port, t.dst_port);
                         out.push_segment(
                             ts,
-                            table::connection_key(there, back),
+                            h.connection(),
                             t.flags,
                             pure_syn,
                             Segment {
-                                forward,
-                                reverse,
-                                syn_key: if pure_syn { k.syn_key(there, t.seq) } else { 0 },
+                                forward: h.forward,
+                                reverse: h.reverse,
+                                syn_key: if pure_syn { k.syn_key(h.there, t.seq) } else { 0 },
                                 seq: t.seq,
                                 src_port: t.src_port,
                                 dst_port: t.dst_port,

@@ -405,6 +405,8 @@ pub struct EventBatch {
     /// segments have followed it (nothing that touches the aggregator's
     /// pending queries): the response that answers it can be paired with it.
     pub open_query: Option<usize>,
+    /// `-a`: the last segment's 4-tuple and its hashes (worker scratch).
+    pub tuples: crate::table::TupleMemo,
 }
 
 impl EventBatch {
@@ -422,6 +424,7 @@ impl EventBatch {
         self.records.clear();
         self.counters = Counters::default();
         self.open_query = None;
+        self.tuples.clear();
     }
 
     /// A query the aggregator will wait for the response of.

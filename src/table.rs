@@ -375,6 +375,79 @@ pub fn connection_key(forward: u64, reverse: u64) -> u64 {
     forward.min(reverse)
 }
 
+/// The hashes an `-a` segment carries, of its directed 4-tuple.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TupleHashes {
+    /// [`Keys::pair_hash`] of (source, destination), and of (destination,
+    /// source).
+    pub forward: u64,
+    pub reverse: u64,
+    /// [`Keys::tuple_hash`] of each direction: `there` from the source's
+    /// side, `back` from the destination's.
+    pub there: u64,
+    pub back: u64,
+}
+
+impl TupleHashes {
+    /// The hashes of the same 4-tuple seen the other way.
+    #[inline(always)]
+    fn reversed(self) -> Self {
+        TupleHashes {
+            forward: self.reverse,
+            reverse: self.forward,
+            there: self.back,
+            back: self.there,
+        }
+    }
+
+    /// [`connection_key`] of the 4-tuple.
+    #[inline(always)]
+    pub fn connection(&self) -> u64 {
+        connection_key(self.there, self.back)
+    }
+}
+
+/// The last 4-tuple a worker hashed, and its hashes. A connection's
+/// segments mostly come one after another, in either direction (on `-a`
+/// streams four in five are the last one's connection): for those, two
+/// comparisons of addresses and ports stand in for four hashes. A pure
+/// cache: what [`TupleMemo::hashes`] returns is what hashing gives.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TupleMemo {
+    last: Option<(Addr, Addr, u16, u16, TupleHashes)>,
+}
+
+impl TupleMemo {
+    /// The hashes of the 4-tuple from `src`:`src_port` to
+    /// `dst`:`dst_port`.
+    #[inline(always)]
+    pub fn hashes(&mut self, k: Keys, src: &Addr, dst: &Addr, src_port: u16, dst_port: u16) -> TupleHashes {
+        if let Some((a, b, a_port, b_port, h)) = &self.last {
+            if (*a_port, *b_port) == (src_port, dst_port) && a == src && b == dst {
+                return *h;
+            }
+            if (*a_port, *b_port) == (dst_port, src_port) && a == dst && b == src {
+                return h.reversed();
+            }
+        }
+        let forward = k.pair_hash(src, dst);
+        let reverse = k.pair_hash(dst, src);
+        let h = TupleHashes {
+            forward,
+            reverse,
+            there: k.tuple_hash(forward, src_port, dst_port),
+            back: k.tuple_hash(reverse, dst_port, src_port),
+        };
+        self.last = Some((*src, *dst, src_port, dst_port, h));
+        h
+    }
+
+    /// Forgets the last 4-tuple.
+    pub fn clear(&mut self) {
+        self.last = None;
+    }
+}
+
 /// Starts loading the cache lines of `value` (up to three: enough for the
 /// structs the aggregator keeps).
 #[inline(always)]
@@ -1382,6 +1455,56 @@ impl SynCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The memo gives what hashing the 4-tuple gives, in whichever order
+    /// 4-tuples come: the last one again, the last one reversed, a port
+    /// or an address changed, an IPv4 tuple after an IPv6 one whose
+    /// addresses begin with the same bytes.
+    #[test]
+    fn the_tuple_memo_gives_what_hashing_gives() {
+        let k = keys();
+        let direct = |src: &Addr, dst: &Addr, sp: u16, dp: u16| {
+            let (forward, reverse) = (k.pair_hash(src, dst), k.pair_hash(dst, src));
+            TupleHashes {
+                forward,
+                reverse,
+                there: k.tuple_hash(forward, sp, dp),
+                back: k.tuple_hash(reverse, dp, sp),
+            }
+        };
+        let (a, b) = (Addr::V4([10, 0, 0, 1]), Addr::V4([10, 0, 0, 2]));
+        let mut a6 = [0u8; 16];
+        a6[..4].copy_from_slice(&[10, 0, 0, 1]);
+        let (c, d) = (Addr::V6(a6), Addr::V6([0; 16]));
+        let tuples = [
+            (a, b, 40000, 443),
+            (a, b, 40000, 443),
+            (b, a, 443, 40000),
+            (b, a, 443, 40000),
+            (a, b, 443, 40000),
+            (a, b, 40001, 443),
+            (b, a, 40000, 443),
+            (c, d, 40000, 443),
+            (a, d, 40000, 443),
+            (d, c, 443, 40000),
+            (a, a, 1, 1),
+            (a, a, 1, 1),
+        ];
+        let mut memo = TupleMemo::default();
+        for (src, dst, sp, dp) in tuples {
+            let h = memo.hashes(k, &src, &dst, sp, dp);
+            assert_eq!(h, direct(&src, &dst, sp, dp), "{src:?}:{sp} -> {dst:?}:{dp}");
+            assert_eq!(h.connection(), memo.hashes(k, &dst, &src, dp, sp).connection());
+        }
+        // Reversed, the hashes trade places.
+        let h = memo.hashes(k, &a, &b, 1, 2);
+        let r = memo.hashes(k, &b, &a, 2, 1);
+        assert_eq!(
+            (r.forward, r.reverse, r.there, r.back),
+            (h.reverse, h.forward, h.back, h.there)
+        );
+        assert_ne!(h.there, h.back);
+    }
 
     /// `chunk_at` gives the little-endian words of the 16 bytes at `at`,
     /// zeros past the end, for every length and offset (the tail read by
