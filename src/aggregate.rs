@@ -484,8 +484,12 @@ impl Aggregator {
     /// capture time is `stop_at` or later (all of them with `None`: no
     /// time, not even the largest, stops it); returns that event's index
     /// (the number of events when all were applied). The batch's record
-    /// counters are added when `from` is 0.
+    /// counters are added when `from` is 0. A segment's run
+    /// ([`crate::event::RunSegment`]) is applied with it, whatever its
+    /// times: a batch cut by time (`--interval`) has its segments left
+    /// ungrouped, and no runs.
     pub fn apply_until(&mut self, batch: &EventBatch, from: usize, stop_at: Option<u64>) -> usize {
+        debug_assert!(stop_at.is_none() || batch.run_segments.is_empty());
         if from == 0 {
             if let Some(total) = self.capture_len {
                 self.plan_growth(self.applied_to, total);
@@ -497,6 +501,8 @@ impl Aggregator {
         }
         let fold = self.may_fold(batch);
         let events = batch.events.get(from..).unwrap_or(&[]);
+        // Where the next run starts in `run_segments`.
+        let mut run_at: usize = batch.events.get(..from).unwrap_or(&[]).iter().map(run_len).sum();
         for ev in events.iter().take(2 * PREFETCH_AHEAD) {
             self.prefetch_slots(ev, batch);
         }
@@ -532,10 +538,13 @@ impl Aggregator {
                     group,
                     flags,
                     follower,
+                    run,
                 } => {
+                    let runs = batch.run_segments.get(run_at..run_at + usize::from(run));
+                    run_at += usize::from(run);
                     let g = group as usize;
                     if follower && self.folded.get(g).is_some_and(|&f| f) {
-                        // Applied with its group's lead.
+                        // Applied with its group's lead, and its run too.
                         continue;
                     }
                     let lead = if fold && !follower {
@@ -544,9 +553,18 @@ impl Aggregator {
                         None
                     };
                     let t = batch.segments.get(index as usize);
-                    let folded = self.segment(ts, connection, flags, t, lead.as_ref());
-                    if folded && let Some(f) = self.folded.get_mut(g) {
-                        *f = true;
+                    if self.segment(ts, connection, flags, t, lead.as_ref()) {
+                        if let Some(f) = self.folded.get_mut(g) {
+                            *f = true;
+                        }
+                        continue;
+                    }
+                    // Followers (of this connection, no pure SYN among
+                    // them) applied one by one, as their own events would be.
+                    let head = t.copied();
+                    for r in runs.unwrap_or(&[]) {
+                        let t = head.map(|h| h.follower(r.reversed));
+                        self.segment(r.ts, connection, r.flags, t.as_ref(), None);
                     }
                 }
                 Event::Query {
@@ -1521,6 +1539,14 @@ impl<'a> Iterator for BackendsOf<'a> {
     }
 }
 
+/// The followers in an event's run ([`crate::event::RunSegment`]).
+fn run_len(ev: &Event) -> usize {
+    match *ev {
+        Event::Segment { run, .. } => usize::from(run),
+        _ => 0,
+    }
+}
+
 /// A SYN with ACK, RST and FIN clear: a connection's first segment.
 #[inline(always)]
 fn is_pure_syn(flags: u8) -> bool {
@@ -1596,7 +1622,6 @@ mod bindings {
             forward: 0x0BAD,
             reverse: b,
             syn_key: 0,
-            seq: 0,
             src_port: 443,
             dst_port: 50_000,
         };
@@ -1612,7 +1637,7 @@ mod grouping {
     use super::*;
     use crate::capture::RecordMeta;
     use crate::dissect::Dissector;
-    use crate::event::NO_GROUP;
+    use crate::event::{NO_GROUP, RunSegment};
     use crate::generate::Rng;
     use crate::synth::{Rr, Script};
     use crate::wire::tcp::{ACK, FIN, RST, SYN};
@@ -1673,22 +1698,27 @@ mod grouping {
             let backend = Addr::V4(BACKENDS[rng.below(3) as usize]);
             let sport = 40_000 + rng.below(3) as u16;
             let port = if rng.percent(70) { 80 } else { 443 };
-            let flags = match rng.below(12) {
-                0 | 1 => SYN,
-                2 => SYN | ACK,
-                3 => FIN | ACK,
-                4 => RST,
-                5 => ACK | PSH,
-                _ => ACK,
-            };
-            let seq = rng.below(2) as u32;
-            if rng.percent(60) {
-                s.segment(client, backend, sport, port, seq, flags);
-            } else {
-                s.segment(backend, client, port, sport, seq, flags);
-            }
-            if rng.percent(5) {
-                s.wait_ms(rng.below(pause_ms));
+            // Now and then a burst of the connection's segments one after
+            // another, as a stream's come (followers in runs).
+            let burst = if rng.percent(30) { 2 + rng.below(6) } else { 1 };
+            for _ in 0..burst {
+                let flags = match rng.below(12) {
+                    0 | 1 => SYN,
+                    2 => SYN | ACK,
+                    3 => FIN | ACK,
+                    4 => RST,
+                    5 => ACK | PSH,
+                    _ => ACK,
+                };
+                let seq = rng.below(2) as u32;
+                if rng.percent(60) {
+                    s.segment(client, backend, sport, port, seq, flags);
+                } else {
+                    s.segment(backend, client, port, sport, seq, flags);
+                }
+                if rng.percent(5) {
+                    s.wait_ms(rng.below(pause_ms));
+                }
             }
         }
         s
@@ -1764,7 +1794,7 @@ mod grouping {
 
     #[test]
     fn followers_applied_with_their_lead_change_nothing() {
-        let (mut followers, mut folded) = (0, 0);
+        let (mut followers, mut folded, mut in_runs, mut runs_one_by_one) = (0, 0, 0, 0);
         for seed in 0..120u64 {
             let mut rng = Rng::new(seed);
             let s = capture(&mut rng);
@@ -1800,11 +1830,16 @@ mod grouping {
                         .iter()
                         .all(|e| !matches!(e, Event::Segment { group, .. } if *group != NO_GROUP))
                 );
+                assert!(y.run_segments.is_empty());
                 followers += x
                     .events
                     .iter()
                     .filter(|e| matches!(e, Event::Segment { follower: true, .. }))
                     .count();
+                in_runs += x.run_segments.len();
+                if !a.may_fold(&x) {
+                    runs_one_by_one += x.run_segments.len();
+                }
                 a.apply(&x);
                 folded += (a.folded.iter().enumerate())
                     .filter(|(_, f)| **f)
@@ -1817,8 +1852,14 @@ mod grouping {
                 assert_eq!(summary(&a), summary(&b), "seed {seed}, {at} records");
             }
         }
-        // The test means something only if groups were applied together.
-        assert!(followers > 20_000, "{followers} followers");
+        // The test means something only if groups were applied together,
+        // and followers came both in runs and as events of their own.
+        assert!(followers > 10_000, "{followers} followers as events");
+        assert!(in_runs > 20_000, "{in_runs} followers in runs");
+        assert!(
+            runs_one_by_one > 2_000,
+            "{runs_one_by_one} of {in_runs} in runs of batches that applied them one by one"
+        );
         assert!(
             folded > 3_000,
             "{folded} of {followers} followers applied with their lead"
@@ -1870,7 +1911,8 @@ mod grouping {
 
     /// A connection's segments in one batch: one group, led by the first;
     /// a second SYN and what follows it stay on their own. What the
-    /// followers leave is in the group.
+    /// followers leave is in the group; those that came right after a
+    /// segment of their group are in its run.
     #[test]
     fn a_batch_groups_a_connection_up_to_a_second_syn() {
         let (c, b) = (CLIENTS[0], Addr::V4(BACKENDS[0]));
@@ -1895,29 +1937,47 @@ mod grouping {
         ));
         batch.clear();
         crate::pipeline::dissect_records(&d, bytes, &metas, &mut batch);
-        let roles: Vec<(u32, bool)> = batch
+        let roles: Vec<(u32, bool, u16)> = batch
             .events
             .iter()
             .filter_map(|e| match *e {
-                Event::Segment { group, follower, .. } => Some((group, follower)),
+                Event::Segment {
+                    group, follower, run, ..
+                } => Some((group, follower, run)),
                 _ => None,
             })
             .collect();
-        let (g, h) = (roles[0].0, roles[3].0);
+        let (g, h) = (roles[0].0, roles[1].0);
         assert!(g != h && g != NO_GROUP && h != NO_GROUP);
         assert_eq!(
             roles,
             [
-                (g, false),
-                (g, true),
-                (g, true),
-                (h, false),
-                (g, true),
-                (NO_GROUP, false),
-                (NO_GROUP, false)
+                (g, false, 2),
+                (h, false, 0),
+                (g, true, 0),
+                (NO_GROUP, false, 0),
+                (NO_GROUP, false, 0)
             ]
         );
-        let ts: Vec<u64> = batch.events.iter().map(Event::ts).collect();
+        // The records' times.
+        let ts: Vec<u64> = metas.iter().map(|m| m.ts).collect();
+        assert_eq!(
+            batch.run_segments,
+            [
+                RunSegment {
+                    ts: ts[1],
+                    flags: SYN | ACK,
+                    reversed: true
+                },
+                RunSegment {
+                    ts: ts[2],
+                    flags: ACK,
+                    reversed: false
+                }
+            ]
+        );
+        // Five segments of the seven: the runs have none of their own.
+        assert_eq!(batch.segments.len(), 5);
         let group = |last_ts, followers, closing| {
             Some(SegmentGroup {
                 last_ts,

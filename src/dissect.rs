@@ -180,7 +180,6 @@ impl Dissector {
                                 forward: h.forward,
                                 reverse: h.reverse,
                                 syn_key: if pure_syn { k.syn_key(h.there, t.seq) } else { 0 },
-                                seq: t.seq,
                                 src_port: t.src_port,
                                 dst_port: t.dst_port,
                             },

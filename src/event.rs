@@ -35,9 +35,45 @@ pub struct Segment {
     pub reverse: u64,
     /// [`crate::table::Keys::syn_key`] (SYNs only; 0 otherwise).
     pub syn_key: u64,
-    pub seq: u32,
     pub src_port: u16,
     pub dst_port: u16,
+}
+
+impl Segment {
+    /// Whether `other` is a segment of the same 4-tuple in this one's
+    /// direction (`Some(false)`) or the other way (`Some(true)`), by all
+    /// the aggregator reads of a segment that is not a SYN.
+    #[inline(always)]
+    fn direction_of(&self, other: &Segment) -> Option<bool> {
+        if (other.forward, other.reverse, other.src_port, other.dst_port)
+            == (self.forward, self.reverse, self.src_port, self.dst_port)
+        {
+            Some(false)
+        } else if (other.forward, other.reverse, other.src_port, other.dst_port)
+            == (self.reverse, self.forward, self.dst_port, self.src_port)
+        {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
+    /// A segment of the same 4-tuple that is not a SYN, in this one's
+    /// direction or (`reversed`) the other way: a [`RunSegment`]'s.
+    #[inline]
+    pub fn follower(&self, reversed: bool) -> Segment {
+        if reversed {
+            Segment {
+                forward: self.reverse,
+                reverse: self.forward,
+                syn_key: 0,
+                src_port: self.dst_port,
+                dst_port: self.src_port,
+            }
+        } else {
+            Segment { syn_key: 0, ..*self }
+        }
+    }
 }
 
 /// A DNS query or a digested response.
@@ -142,6 +178,10 @@ pub enum Event {
         flags: u8,
         /// A later segment of the group, not the one that leads it.
         follower: bool,
+        /// Followers of the same group that came right after it, with no
+        /// other event between: the next `run` of the batch's
+        /// [`EventBatch::run_segments`], in order.
+        run: u16,
     },
     /// A query the aggregator will wait for the response of: its
     /// [`crate::table::query_key`], the name's hash and the type.
@@ -210,6 +250,22 @@ pub struct Record {
     /// target that had an address in the response.
     pub in_chain: bool,
     pub resolved: bool,
+}
+
+/// `-a`: a follower that came right after a segment of its own group,
+/// kept beside that segment's [`Event::Segment`] (its `run`) instead of
+/// as an event of its own, and without a [`Segment`]: it is that
+/// segment's 4-tuple, one way or the other ([`Segment::follower`]). On
+/// `-a` streams, four segments in five. The aggregator passes
+/// over a run together with its event when the group's followers were
+/// applied with the lead, and applies each one in turn when they were
+/// not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunSegment {
+    pub ts: u64,
+    pub flags: u8,
+    /// From the event's destination to its source.
+    pub reversed: bool,
 }
 
 /// `-a`: the segments of one connection in one batch, from the first (the
@@ -387,6 +443,8 @@ pub struct EventBatch {
     pub end_offset: u64,
     pub events: Vec<Event>,
     pub segments: Vec<Segment>,
+    /// Followers in runs ([`RunSegment`]), in the order of their events'.
+    pub run_segments: Vec<RunSegment>,
     /// The latest time of any segment in `segments` (0 with none).
     pub segment_max_ts: u64,
     /// `-a`: the connections' segment groups ([`SegmentGroup`]).
@@ -413,6 +471,7 @@ impl EventBatch {
     pub fn clear(&mut self) {
         self.events.clear();
         self.segments.clear();
+        self.run_segments.clear();
         self.segment_max_ts = 0;
         self.groups.clear();
         self.dns.clear();
@@ -447,7 +506,8 @@ impl EventBatch {
 
     /// A segment at `ts` of the connection with key `connection`. With
     /// `grouped`, it joins its connection's [`SegmentGroup`] in this
-    /// batch, or leads it (`syn`: a SYN with ACK, RST and FIN clear).
+    /// batch, or leads it (`syn`: a SYN with ACK, RST and FIN clear); a
+    /// follower right after a segment of its group joins that one's run.
     #[inline(always)]
     pub fn push_segment(
         &mut self,
@@ -458,14 +518,29 @@ impl EventBatch {
         segment: Segment,
         grouped: bool,
     ) {
-        let index = self.segments.len() as u32;
-        self.segments.push(segment);
         self.segment_max_ts = self.segment_max_ts.max(ts);
         let (group, follower) = if grouped {
             self.groups.join(connection, ts, flags, syn)
         } else {
             (NO_GROUP, false)
         };
+        if follower
+            && let Some(Event::Segment {
+                group: g, run, index, ..
+            }) = self.events.last_mut()
+            && *g == group
+            && *run < u16::MAX
+            && let Some(reversed) = self
+                .segments
+                .get(*index as usize)
+                .and_then(|h| h.direction_of(&segment))
+        {
+            *run += 1;
+            self.run_segments.push(RunSegment { ts, flags, reversed });
+            return;
+        }
+        let index = self.segments.len() as u32;
+        self.segments.push(segment);
         self.events.push(Event::Segment {
             ts,
             connection,
@@ -473,6 +548,7 @@ impl EventBatch {
             group,
             flags,
             follower,
+            run: 0,
         });
     }
 

@@ -145,6 +145,7 @@ fn check_batch(batch: &EventBatch) {
         presentation(batch.name(span), &mut text);
         assert!(!text.iter().any(|&b| !(0x20..0x7f).contains(&b)));
     };
+    let mut runs = 0;
     for ev in &batch.events {
         match *ev {
             Event::FilteredQuery { index, .. }
@@ -164,15 +165,21 @@ fn check_batch(batch: &EventBatch) {
                 index,
                 group,
                 follower,
+                run,
                 ..
             } => {
                 assert!((index as usize) < batch.segments.len());
                 // A follower's group has a lead: a group of the batch.
                 assert!(group == NO_GROUP && !follower || batch.groups.group(group).is_some());
+                // A run follows a segment of a group.
+                assert!(run == 0 || group != NO_GROUP);
+                runs += usize::from(run);
             }
             Event::Syn { .. } | Event::Query { .. } => {}
         }
     }
+    // The runs take every run segment.
+    assert_eq!(runs, batch.run_segments.len());
     for found in &batch.backends {
         if let Found::Target { name, .. } = found {
             name_ok(*name);
