@@ -1355,11 +1355,16 @@ impl Aggregator {
     /// applied early when no sweep can fall in the batch: the periodic
     /// one runs at the first segment at or past `next_sweep`, and the one
     /// of a full table only when the table is full, which the batch's
-    /// segments, one new connection each at most, cannot make it.
+    /// segments (those in runs too), one new connection each at most,
+    /// cannot make it.
     fn may_fold(&self, batch: &EventBatch) -> bool {
         !batch.groups.is_empty()
             && batch.segment_max_ts < self.next_sweep
-            && self.connections.len().saturating_add(batch.segments.len()) < self.opts.max_connections
+            && self
+                .connections
+                .len()
+                .saturating_add(batch.segments.len() + batch.run_segments.len())
+                < self.opts.max_connections
     }
 
     /// What a group's followers do to a connection counted or closed.
