@@ -164,9 +164,10 @@ pub enum Event {
         syn_key: u64,
         dst_port: u16,
     },
-    /// `-a`: any TCP segment, `segments[index]`; its connection key and
-    /// flags inline, so that a segment of a connection already counted
-    /// (most of them) is applied without reading its record.
+    /// `-a`: a TCP segment (any but a run's: `run`), `segments[index]`;
+    /// its connection key and flags inline, so that a segment of a
+    /// connection already counted (most of them) is applied without
+    /// reading its record.
     Segment {
         ts: u64,
         /// [`crate::table::connection_key`] of its 4-tuple.
@@ -445,7 +446,8 @@ pub struct EventBatch {
     pub segments: Vec<Segment>,
     /// Followers in runs ([`RunSegment`]), in the order of their events'.
     pub run_segments: Vec<RunSegment>,
-    /// The latest time of any segment in `segments` (0 with none).
+    /// The latest time of any segment of the batch, those in runs too (0
+    /// with none).
     pub segment_max_ts: u64,
     /// `-a`: the connections' segment groups ([`SegmentGroup`]).
     pub groups: GroupIndex,
