@@ -501,8 +501,6 @@ impl Aggregator {
         }
         let fold = self.may_fold(batch);
         let events = batch.events.get(from..).unwrap_or(&[]);
-        // Where the next run starts in `run_segments`.
-        let mut run_at: usize = batch.events.get(..from).unwrap_or(&[]).iter().map(run_len).sum();
         for ev in events.iter().take(2 * PREFETCH_AHEAD) {
             self.prefetch_slots(ev, batch);
         }
@@ -540,8 +538,6 @@ impl Aggregator {
                     follower,
                     run,
                 } => {
-                    let runs = batch.run_segments.get(run_at..run_at + usize::from(run));
-                    run_at += usize::from(run);
                     let g = group as usize;
                     if follower && self.folded.get(g).is_some_and(|&f| f) {
                         // Applied with its group's lead, and its run too.
@@ -561,10 +557,14 @@ impl Aggregator {
                     }
                     // Followers (of this connection, no pure SYN among
                     // them) applied one by one, as their own events would be.
-                    let head = t.copied();
-                    for r in runs.unwrap_or(&[]) {
-                        let t = head.map(|h| h.follower(r.reversed));
-                        self.segment(r.ts, connection, r.flags, t.as_ref(), None);
+                    if run > 0
+                        && let Some(&head) = t
+                    {
+                        let at = head.run_start as usize;
+                        for r in batch.run_segments.get(at..at + usize::from(run)).unwrap_or(&[]) {
+                            let t = head.follower(r.reversed);
+                            self.segment(r.ts, connection, r.flags, Some(&t), None);
+                        }
                     }
                 }
                 Event::Query {
@@ -1544,14 +1544,6 @@ impl<'a> Iterator for BackendsOf<'a> {
     }
 }
 
-/// The followers in an event's run ([`crate::event::RunSegment`]).
-fn run_len(ev: &Event) -> usize {
-    match *ev {
-        Event::Segment { run, .. } => usize::from(run),
-        _ => 0,
-    }
-}
-
 /// A SYN with ACK, RST and FIN clear: a connection's first segment.
 #[inline(always)]
 fn is_pure_syn(flags: u8) -> bool {
@@ -1629,6 +1621,7 @@ mod bindings {
             syn_key: 0,
             src_port: 443,
             dst_port: 50_000,
+            run_start: 0,
         };
         assert_eq!(attribute(&bindings, &backends, &segment), Some((1, 443)));
     }
@@ -1981,8 +1974,10 @@ mod grouping {
                 }
             ]
         );
-        // Five segments of the seven: the runs have none of their own.
+        // Five segments of the seven: the runs have none of their own;
+        // the run's head says where it starts.
         assert_eq!(batch.segments.len(), 5);
+        assert_eq!(batch.segments[0].run_start, 0);
         let group = |last_ts, followers, closing| {
             Some(SegmentGroup {
                 last_ts,

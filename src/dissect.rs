@@ -182,6 +182,7 @@ impl Dissector {
                                 syn_key: if pure_syn { k.syn_key(h.there, t.seq) } else { 0 },
                                 src_port: t.src_port,
                                 dst_port: t.dst_port,
+                                run_start: 0,
                             },
                             self.group_segments,
                         );

@@ -37,6 +37,9 @@ pub struct Segment {
     pub syn_key: u64,
     pub src_port: u16,
     pub dst_port: u16,
+    /// Where the run of this segment's event begins in
+    /// [`EventBatch::run_segments`] (its length is the event's `run`).
+    pub run_start: u32,
 }
 
 impl Segment {
@@ -69,9 +72,14 @@ impl Segment {
                 syn_key: 0,
                 src_port: self.dst_port,
                 dst_port: self.src_port,
+                run_start: 0,
             }
         } else {
-            Segment { syn_key: 0, ..*self }
+            Segment {
+                syn_key: 0,
+                run_start: 0,
+                ..*self
+            }
         }
     }
 }
@@ -210,6 +218,7 @@ pub enum Event {
 }
 
 const _: () = assert!(size_of::<Event>() == 32);
+const _: () = assert!(size_of::<Segment>() == 32);
 
 impl Event {
     /// Capture time, nanoseconds since the epoch.
@@ -532,11 +541,12 @@ impl EventBatch {
             }) = self.events.last_mut()
             && *g == group
             && *run < u16::MAX
-            && let Some(reversed) = self
-                .segments
-                .get(*index as usize)
-                .and_then(|h| h.direction_of(&segment))
+            && let Some(head) = self.segments.get_mut(*index as usize)
+            && let Some(reversed) = head.direction_of(&segment)
         {
+            if *run == 0 {
+                head.run_start = self.run_segments.len() as u32;
+            }
             *run += 1;
             self.run_segments.push(RunSegment { ts, flags, reversed });
             return;

@@ -171,8 +171,12 @@ fn check_batch(batch: &EventBatch) {
                 assert!((index as usize) < batch.segments.len());
                 // A follower's group has a lead: a group of the batch.
                 assert!(group == NO_GROUP && !follower || batch.groups.group(group).is_some());
-                // A run follows a segment of a group.
+                // A run follows a segment of a group, and the runs take
+                // `run_segments` in order, each where its head says.
                 assert!(run == 0 || group != NO_GROUP);
+                if run > 0 {
+                    assert_eq!(batch.segments[index as usize].run_start as usize, runs);
+                }
                 runs += usize::from(run);
             }
             Event::Syn { .. } | Event::Query { .. } => {}
