@@ -1611,6 +1611,25 @@ mod tests {
         homed::<T>(hash)
     }
 
+    /// Inserts `value` under [`crowded`]'s hash of `r`, unless an entry
+    /// of `held` has its stored tag (so that `|_| true` would find either),
+    /// and notes it in `held`; whether it did.
+    fn insert_crowded<T: Tag>(
+        table: &mut FpTable<u32, T>,
+        held: &mut Vec<(u64, u32)>,
+        r: u64,
+        crowd: u64,
+        value: u32,
+    ) -> bool {
+        let hash = crowded::<T>(r, crowd);
+        if held.iter().any(|&(h, _)| T::of(h) == T::of(hash)) {
+            return false;
+        }
+        table.insert_new(hash, value);
+        held.push((hash, value));
+        true
+    }
+
     /// Small tables grown in place many times over, their homes crowded
     /// at the end so that runs wrap from the last slot to the first before
     /// and after the doubling, some entries moving up and some staying:
@@ -1637,12 +1656,9 @@ mod tests {
             let mut held: Vec<(u64, u32)> = Vec::new();
             let crowd = 16u64 << (trial % 3);
             for n in 0..60u32 {
-                let hash = crowded::<T>(next(), crowd);
-                if held.iter().any(|&(h, _)| T::of(h) == T::of(hash)) {
+                if !insert_crowded(&mut table, &mut held, next(), crowd, n) {
                     continue;
                 }
-                table.insert_new(hash, n);
-                held.push((hash, n));
                 for &(h, v) in &held {
                     assert_eq!(table.get(h, |&w| w == v), Some(&v), "trial {trial}, {h:x}");
                 }
@@ -1677,13 +1693,10 @@ mod tests {
                 if n % 10 == 0 {
                     table.expect(rng.below(1200) as usize);
                 }
-                let hash = crowded::<T>(rng.next_u64(), crowd);
-                if held.iter().any(|&(h, _)| T::of(h) == T::of(hash)) {
+                let before = table.capacity();
+                if !insert_crowded(&mut table, &mut held, rng.next_u64(), crowd, n) {
                     continue;
                 }
-                let before = table.capacity();
-                table.insert_new(hash, n);
-                held.push((hash, n));
                 if before > 0 && table.capacity() != before {
                     factors.insert(table.capacity() / before);
                 }
@@ -2092,12 +2105,7 @@ mod tests {
             let crowd = 16u64 << (trial % 4);
             let entries = 10 + rng.below(150) as u32;
             for n in 0..entries {
-                let hash = crowded::<T>(rng.next_u64(), crowd);
-                if held.iter().any(|&(h, _)| T::of(h) == T::of(hash)) {
-                    continue;
-                }
-                table.insert_new(hash, n);
-                held.push((hash, n));
+                insert_crowded(&mut table, &mut held, rng.next_u64(), crowd, n);
             }
             // Every kth entry goes, or a random third, or all, or none.
             let pick = rng.below(4);
