@@ -16,7 +16,9 @@
 # first run after a pause pays the host for every fresh page (wide: 0.30
 # against 0.13 s). Before each workload it prints the memory latency at
 # 1 to 64 MiB (benches/memlat.rs), which moves with the host's other
-# tenants and connbal's speed with it. Every run's output is compared with
+# tenants and connbal's speed with it, and each row the CPU time the
+# hypervisor took from the VM while its run ran (steal_s: both cores, from
+# /proc/stat, whoever was running). Every run's output is compared with
 # the generator's ground truth. No pass/fail on time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +38,10 @@ bin=target/release/connbal
 
 # shellcheck source=benches/workloads.sh
 . benches/workloads.sh
+
+# The VM's steal time so far, in clock ticks (all cores).
+steal_ticks() { awk '/^cpu /{print $9; exit}' /proc/stat 2>/dev/null || echo 0; }
+ticks_per_s=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 # measure NAME FILE FLAGS...: prints one table row per mode
 measure() {
@@ -73,11 +79,14 @@ print(f"{time.perf_counter() - t:.4f}")' "$file")
   for run in $(seq "$runs"); do
     for mode in file pipe; do
       local out="$dir/$name.$mode.out" tv="$dir/$name.$mode.$run.time"
+      local steal_before
+      steal_before=$(steal_ticks)
       if [ $mode = file ]; then
         /usr/bin/time -v "$bin" -q "${flags[@]}" "$file" >"$out" 2>"$tv"
       else
         cat "$file" | /usr/bin/time -v "$bin" -q "${flags[@]}" >"$out" 2>"$tv"
       fi
+      echo "Steal ticks: $(($(steal_ticks) - steal_before))" >>"$tv"
       cmp -s "$out" "$dir/$name.truth" || ok[$mode]=DIFFERS
     done
   done
@@ -86,9 +95,9 @@ print(f"{time.perf_counter() - t:.4f}")' "$file")
     for run in $(seq "$runs"); do
       tvs+=("$dir/$name.$mode.$run.time")
     done
-    python3 - "$records" "$bytes" "$cat_wall" "$name" "$mode" "${ok[$mode]}" "${tvs[@]}" <<'PY'
+    python3 - "$records" "$bytes" "$cat_wall" "$name" "$mode" "${ok[$mode]}" "$ticks_per_s" "${tvs[@]}" <<'PY'
 import sys, re
-records, size, cat_wall, name, mode, ok = sys.argv[1:7]
+records, size, cat_wall, name, mode, ok, ticks_per_s = sys.argv[1:8]
 def run(tv):
     t = open(tv).read()
     def field(label):
@@ -98,20 +107,21 @@ def run(tv):
     wall = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) > 2 else 0)
     user, sys_ = float(field("User time (seconds)")), float(field("System time (seconds)"))
     rss = int(field("Maximum resident set size (kbytes)")) / 1024
-    return max(wall, 0.001), user, sys_, rss
-runs = sorted((run(tv) for tv in sys.argv[7:]), key=lambda r: r[0])
-wall, user, sys_, rss = runs[(len(runs) - 1) // 2]
+    steal = int(field("Steal ticks")) / float(ticks_per_s)
+    return max(wall, 0.001), user, sys_, rss, steal
+runs = sorted((run(tv) for tv in sys.argv[8:]), key=lambda r: r[0])
+wall, user, sys_, rss, steal = runs[(len(runs) - 1) // 2]
 records, size, cat_wall = int(records), int(size), float(cat_wall)
 spread = f"{runs[0][0]:.2f}-{runs[-1][0]:.2f}"
 print(f"{name:<10} {mode:<5} {records:>11,} {size/1e6:>9.1f} {wall:>7.2f} {records/wall/1e6:>8.2f} "
-      f"{size/wall/1e6:>8.0f} {user:>6.2f} {sys_:>6.2f} {wall/max(cat_wall,0.001):>7.1f} {rss:>8.1f} {spread:>11}  {ok}")
+      f"{size/wall/1e6:>8.0f} {user:>6.2f} {sys_:>6.2f} {steal:>7.2f} {wall/max(cat_wall,0.001):>7.1f} {rss:>8.1f} {spread:>11}  {ok}")
 PY
   done
 }
 
 header() {
-  printf '%-10s %-5s %11s %9s %7s %8s %8s %6s %6s %7s %8s %11s  %s\n' \
-    workload mode records MB wall_s Mrec/s MB/s user_s sys_s x_cat rss_MiB runs_wall_s truth
+  printf '%-10s %-5s %11s %9s %7s %8s %8s %6s %6s %7s %7s %8s %11s  %s\n' \
+    workload mode records MB wall_s Mrec/s MB/s user_s sys_s steal_s x_cat rss_MiB runs_wall_s truth
 }
 
 gen_workload() {
