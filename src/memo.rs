@@ -188,7 +188,7 @@ impl ResponseMemo {
         // names), which the packets streaming past have likely evicted.
         for w in 0..WAYS {
             if let Some(e) = t.entries.get((set_index * WAYS + w) * ENTRY..) {
-                table::prefetch_slice(e, 128);
+                table::prefetch_lines::<2, _>(e);
             }
         }
         let set = t.sets.get_mut(set_index).ok_or(miss)?;

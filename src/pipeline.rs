@@ -254,12 +254,12 @@ pub fn dissect_records(dissector: &Dissector, bytes: &[u8], records: &[RecordMet
     let packet_start = |meta: &RecordMeta| bytes.get(meta.data_off as usize..);
     for meta in records.iter().take(AHEAD) {
         if let Some(p) = packet_start(meta) {
-            crate::table::prefetch_slice(p, 128);
+            crate::table::prefetch_lines::<2, _>(p);
         }
     }
     for (i, meta) in records.iter().enumerate() {
         if let Some(p) = records.get(i + AHEAD).and_then(packet_start) {
-            crate::table::prefetch_slice(p, 128);
+            crate::table::prefetch_lines::<2, _>(p);
         }
         let start = meta.data_off as usize;
         let Some(data) = bytes.get(start..start + meta.caplen as usize) else {

@@ -462,16 +462,15 @@ pub fn prefetch<T>(value: &T) {
     }
 }
 
-/// Starts loading the first `len` bytes of `items` (at most), a cache
-/// line at a time.
+/// Starts loading `LINES` cache lines' worth of bytes from the start of
+/// `items`. A count known when compiling unrolls into that many prefetches
+/// (with the count clamped to the slice, a loop: 3 instructions a line).
+/// The last line may lie past the slice's end: a hint, harmless anywhere.
 #[inline(always)]
-pub fn prefetch_slice<T>(items: &[T], len: usize) {
+pub fn prefetch_lines<const LINES: usize, T>(items: &[T]) {
     let p: *const u8 = items.as_ptr().cast();
-    let len = len.min(size_of_val(items));
-    let mut at = 0;
-    while at < len {
-        prefetch_line(p.wrapping_add(at));
-        at += 64;
+    for line in 0..LINES {
+        prefetch_line(p.wrapping_add(line * 64));
     }
 }
 
