@@ -465,7 +465,7 @@ pub fn prefetch<T>(value: &T) {
 /// Starts loading `LINES` cache lines' worth of bytes from the start of
 /// `items`. A count known when compiling unrolls into that many prefetches
 /// (with the count clamped to the slice, a loop: 3 instructions a line).
-/// The last line may lie past the slice's end: a hint, harmless anywhere.
+/// Lines past the slice's end may be asked for: a hint, harmless anywhere.
 #[inline(always)]
 pub fn prefetch_lines<const LINES: usize, T>(items: &[T]) {
     let p: *const u8 = items.as_ptr().cast();
