@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, bounded, never, select, unbounded};
 use crate::aggregate::{self, Aggregator};
 use crate::capture::RecordMeta;
 use crate::dissect::Dissector;
-use crate::event::EventBatch;
+use crate::event::{EventBatch, GroupSlots};
 use crate::prefault;
 use crate::source::{Batch, Chunk, Ending, Source, Spares};
 
@@ -115,10 +115,15 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
             .name(format!("connbal-parser-{i}"))
             .spawn(move || {
                 yield_to_aggregator();
+                // This worker's segment-group slots, lent to each batch it
+                // fills (they stay in its cache; the batches go round).
+                let mut slots = GroupSlots::default();
                 for batch in batch_rx {
                     let mut events = spare_events_rx.try_recv().unwrap_or_default();
+                    events.swap_group_slots(&mut slots);
                     events.clear();
                     dissect_batch(&dissector, &batch, &mut events);
+                    events.swap_group_slots(&mut slots);
                     let _ = spare_records_tx.send(batch.records);
                     if let Chunk::Owned { buf, .. } = batch.chunk {
                         let _ = spare_buffers_tx.send(buf);
