@@ -348,7 +348,7 @@ const MIN_ANSWER_BYTES: u64 = 16;
 /// How many events ahead the entries an event will touch are prefetched;
 /// the index slots that lead to them are prefetched twice as far ahead.
 /// 4 rather than 8: the stages bench's aggregation of syn took 50.7
-/// against 55.5 ns a record (8 runs each in turns, 16 of 20 such pairs
+/// against 55.5 ns a record (8 runs each in turns, 18 of 20 such pairs
 /// faster); whole runs 3.5-4.7 % less wall time on syn, streams and wide
 /// (`benches/compare.sh`, 30 runs each), though 15 runs each just before
 /// read -0.9 / +2.5 / -1.5 %: small beside the host's noise. 6 and 10
