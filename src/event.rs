@@ -306,7 +306,7 @@ pub const NO_GROUP: u32 = u32::MAX;
 /// than by clearing its slots). Filled by the worker, read by the
 /// aggregator. 32 KiB of slots and 24 bytes a group: a batch's groups
 /// are read in order; its slots are the worker's own while it fills the
-/// batch ([`EventBatch::swap_group_slots`]), so that they stay in that
+/// batch ([`EventBatch::refill_with`]), so that they stay in that
 /// worker's cache.
 #[derive(Clone, Debug, Default)]
 pub struct GroupIndex {
@@ -493,11 +493,15 @@ pub struct EventBatch {
 }
 
 impl EventBatch {
-    /// Exchanges the batch's group slots with `slots`: a worker lends
-    /// the batch its own before [`EventBatch::clear`] (which stamps them
-    /// for this batch) and takes them back once the batch is filled. The
-    /// aggregator reads the groups, never the slots.
-    pub fn swap_group_slots(&mut self, slots: &mut GroupSlots) {
+    /// Clears the batch and has `fill` fill it with `slots`, a worker's
+    /// own segment-group slots, lent to it: stamped for this batch by the
+    /// clear (so nothing of the batch they were lent to before is found
+    /// in them), and handed back once it is filled. The aggregator reads
+    /// the groups, never the slots.
+    pub fn refill_with(&mut self, slots: &mut GroupSlots, fill: impl FnOnce(&mut Self)) {
+        std::mem::swap(&mut self.groups.slots, slots);
+        self.clear();
+        fill(self);
         std::mem::swap(&mut self.groups.slots, slots);
     }
 
@@ -740,17 +744,14 @@ mod tests {
             b.push_segment(2, 9, ACK, false, seg(20), true);
             b.push_segment(3, 7, ACK, false, seg(10), true);
         };
-        // As a worker fills them: its slots lent, the batch cleared, filled,
-        // the slots taken back; two batches going round.
+        // As a worker fills them, with its own slots lent to each; two
+        // batches going round.
         let mut slots = GroupSlots::default();
         let mut batches = [EventBatch::default(), EventBatch::default()];
         let mut seen = Vec::new();
         for round in 0..4 {
             let b = &mut batches[round % 2];
-            b.swap_group_slots(&mut slots);
-            b.clear();
-            fill(b);
-            b.swap_group_slots(&mut slots);
+            b.refill_with(&mut slots, fill);
             seen.push(groups_of(b));
         }
         // The very first segment allocates the slots and stays on its own;

@@ -120,10 +120,7 @@ pub fn run(source: Source, config: &Config, hooks: Hooks<'_>) -> Outcome {
                 let mut slots = GroupSlots::default();
                 for batch in batch_rx {
                     let mut events = spare_events_rx.try_recv().unwrap_or_default();
-                    events.swap_group_slots(&mut slots);
-                    events.clear();
-                    dissect_batch(&dissector, &batch, &mut events);
-                    events.swap_group_slots(&mut slots);
+                    events.refill_with(&mut slots, |events| dissect_batch(&dissector, &batch, events));
                     let _ = spare_records_tx.send(batch.records);
                     if let Chunk::Owned { buf, .. } = batch.chunk {
                         let _ = spare_buffers_tx.send(buf);
