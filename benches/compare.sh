@@ -11,8 +11,8 @@
 # REV is built in a temporary worktree (its own target directory); the
 # other build is the checkout's own. For each workload (throughput.sh's
 # syn, streams -a and wide, from benches/workloads.sh, read from the
-# mapped file) the two binaries alternate, run for run, after one untimed
-# run of each;
+# mapped file, which is first read back from disk into the page cache)
+# the two binaries alternate, run for run, after one untimed run of each;
 # every run's output is compared with the generator's ground truth. Each
 # row: mean wall and CPU (user + system) seconds with the standard error
 # of the mean, the median wall, and the new build's mean against the
@@ -57,7 +57,8 @@ compare() {
   "$gen" -o "$dir/$name.snoop" --truth "$dir/$name.truth" $(workload_gen_flags "$name") 2>/dev/null
   local flag
   flag=$(workload_flags "$name")
-  cat "$dir/$name.snoop" >/dev/null
+  # The page cache as a replay of a saved capture finds it (workloads.sh).
+  as_read_from_disk "$dir/$name.snoop"
   # Each run's wall time by the clock, to the microsecond, and its CPU
   # time from the kernel's accounting of the child (wait4), not from
   # /usr/bin/time's hundredths, which read 0 for a small workload.

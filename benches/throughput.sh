@@ -6,12 +6,16 @@
 #   BENCH_RUNS=5 benches/throughput.sh      # runs of each measure (default 3)
 #   BENCH_WARMUP=0 benches/throughput.sh    # no untimed run first (default 1)
 #
-# For each workload: generate it (deterministic, with ground truth), warm the
-# page cache, then time `cat FILE >/dev/null`, connbal on the file (mmap) and
-# connbal through a pipe; print records/s, MB/s, wall and CPU seconds, the
-# ratio to cat, and peak RSS (/usr/bin/time -v) of the run with the median
-# wall time, and the fastest and slowest wall times: on a shared machine
-# single runs wander. Each mode first runs once untimed: on a VM that hands
+# For each workload: generate it (deterministic, with ground truth) and time
+# connbal on the file (mmap) as the generator left it in the page cache
+# (written); then drop the file from the page cache and read it back, as a
+# replay of a capture on disk finds it, and time `cat FILE >/dev/null`,
+# connbal on the file (file) and connbal through a pipe (pipe). Each row:
+# records/s, MB/s, wall and CPU seconds, the ratio to cat, peak RSS and
+# minor page faults (/usr/bin/time -v) of the run with the median wall
+# time, and the fastest and slowest wall times: on a shared machine single
+# runs wander. How the file's pages came into the cache moves the mapped
+# runs: the faults of a map depend on the page cache's folio sizes. Each mode first runs once untimed: on a VM that hands
 # freed memory back to its host (virtio-balloon free page reporting), the
 # first run after a pause pays the host for every fresh page (wide: 0.30
 # against 0.13 s). Before each workload it prints the memory latency at
@@ -43,25 +47,25 @@ bin=target/release/connbal
 steal_ticks() { awk '/^cpu /{print $9; exit}' /proc/stat 2>/dev/null || echo 0; }
 ticks_per_s=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
-# measure NAME FILE FLAGS...: prints one table row per mode
+# measure NAME FILE FLAGS...: prints one table row per mode. The file is
+# timed twice over: as the generator left it in the page cache (written),
+# then read back as a replay of a capture on disk finds it (file and pipe,
+# in turns; see as_read_from_disk).
 measure() {
   local name=$1 file=$2; shift 2
   local flags=("$@")
   local records bytes
   records=$(cat "$dir/$name.records")
   bytes=$(stat -c %s "$file")
-  cat "$file" >/dev/null
-  # A machine that reclaims idle page cache (DAMON pageout, as on this
-  # project's VM) may have evicted part of the file since it was written:
-  # say how much of it the runs will read from memory.
-  if command -v fincore >/dev/null; then
-    fincore -b -n -o RES,SIZE "$file" 2>/dev/null |
-      awk -v n="$name" '{printf "# %s: %.0f%% of the file in the page cache\n", n, $2 ? 100 * $1 / $2 : 0}' >&2 || true
-  fi
+  cache_state "$name" "$file" "as written"
   # What the other tenants leave of the shared cache right now: the
   # aggregator's tables are probed at random, and syn's fill about 20 MiB
   # (benches/memlat.rs).
   cargo bench --quiet --bench memlat | sed "s/^# /# $name: /" >&2
+  local -A ok=([written]=ok [file]=ok [pipe]=ok)
+  timed_runs "$name" "$file" written
+  as_read_from_disk "$file"
+  cache_state "$name" "$file" "read back"
   local cat_wall
   # (to the millisecond: /usr/bin/time's hundredths read 0.00 for a
   # small file, which made the ratio meaningless)
@@ -69,28 +73,8 @@ measure() {
 t = time.perf_counter()
 subprocess.run(["cat", sys.argv[1]], stdout=subprocess.DEVNULL, check=True)
 print(f"{time.perf_counter() - t:.4f}")' "$file")
-  # The modes take turns, so that neither has all the first runs (which
-  # pay for whatever the machine was doing before).
-  local -A ok=([file]=ok [pipe]=ok)
-  if [ "$warmup" = 1 ]; then
-    "$bin" -q "${flags[@]}" "$file" >/dev/null
-    cat "$file" | "$bin" -q "${flags[@]}" >/dev/null
-  fi
-  for run in $(seq "$runs"); do
-    for mode in file pipe; do
-      local out="$dir/$name.$mode.out" tv="$dir/$name.$mode.$run.time"
-      local steal_before
-      steal_before=$(steal_ticks)
-      if [ $mode = file ]; then
-        /usr/bin/time -v "$bin" -q "${flags[@]}" "$file" >"$out" 2>"$tv"
-      else
-        cat "$file" | /usr/bin/time -v "$bin" -q "${flags[@]}" >"$out" 2>"$tv"
-      fi
-      echo "Steal ticks: $(($(steal_ticks) - steal_before))" >>"$tv"
-      cmp -s "$out" "$dir/$name.truth" || ok[$mode]=DIFFERS
-    done
-  done
-  for mode in file pipe; do
+  timed_runs "$name" "$file" file pipe
+  for mode in written file pipe; do
     local tvs=()
     for run in $(seq "$runs"); do
       tvs+=("$dir/$name.$mode.$run.time")
@@ -107,21 +91,61 @@ def run(tv):
     wall = parts[-1] + 60 * parts[-2] + (3600 * parts[-3] if len(parts) > 2 else 0)
     user, sys_ = float(field("User time (seconds)")), float(field("System time (seconds)"))
     rss = int(field("Maximum resident set size (kbytes)")) / 1024
+    faults = int(field("Minor (reclaiming a frame) page faults"))
     steal = int(field("Steal ticks")) / float(ticks_per_s)
-    return max(wall, 0.001), user, sys_, rss, steal
+    return max(wall, 0.001), user, sys_, rss, steal, faults
 runs = sorted((run(tv) for tv in sys.argv[8:]), key=lambda r: r[0])
-wall, user, sys_, rss, steal = runs[(len(runs) - 1) // 2]
+wall, user, sys_, rss, steal, faults = runs[(len(runs) - 1) // 2]
 records, size, cat_wall = int(records), int(size), float(cat_wall)
 spread = f"{runs[0][0]:.2f}-{runs[-1][0]:.2f}"
-print(f"{name:<10} {mode:<5} {records:>11,} {size/1e6:>9.1f} {wall:>7.2f} {records/wall/1e6:>8.2f} "
-      f"{size/wall/1e6:>8.0f} {user:>6.2f} {sys_:>6.2f} {steal:>7.2f} {wall/max(cat_wall,0.001):>7.1f} {rss:>8.1f} {spread:>11}  {ok}")
+print(f"{name:<10} {mode:<7} {records:>11,} {size/1e6:>9.1f} {wall:>7.2f} {records/wall/1e6:>8.2f} "
+      f"{size/wall/1e6:>8.0f} {user:>6.2f} {sys_:>6.2f} {steal:>7.2f} {wall/max(cat_wall,0.001):>7.1f} {rss:>8.1f} {faults/1e3:>8.1f} {spread:>11}  {ok}")
 PY
   done
 }
 
+# cache_state NAME FILE WHEN: how much of the file the runs will read from
+# memory (a machine that reclaims idle page cache, DAMON pageout as on this
+# project's VM, may have evicted part of it).
+cache_state() {
+  if command -v fincore >/dev/null; then
+    fincore -b -n -o RES,SIZE "$2" 2>/dev/null |
+      awk -v n="$1" -v w="$3" '{printf "# %s: %.0f%% of the file in the page cache, %s\n", n, $2 ? 100 * $1 / $2 : 0, w}' >&2 || true
+  fi
+}
+
+# timed_runs NAME FILE MODES...: runs connbal in each mode (written and
+# file: on the file, mapped; pipe: through cat), the modes taking turns so
+# that none has all the first runs (which pay for whatever the machine
+# was doing before); sets ok[MODE] to DIFFERS if an output is not the
+# ground truth.
+timed_runs() {
+  local name=$1 file=$2; shift 2
+  local mode run
+  if [ "$warmup" = 1 ]; then
+    # Untimed, once in each way of reading.
+    "$bin" -q "${flags[@]}" "$file" >/dev/null
+    [[ " $* " = *" pipe "* ]] && cat "$file" | "$bin" -q "${flags[@]}" >/dev/null
+  fi
+  for run in $(seq "$runs"); do
+    for mode in "$@"; do
+      local out="$dir/$name.$mode.out" tv="$dir/$name.$mode.$run.time"
+      local steal_before
+      steal_before=$(steal_ticks)
+      if [ "$mode" = pipe ]; then
+        cat "$file" | /usr/bin/time -v "$bin" -q "${flags[@]}" >"$out" 2>"$tv"
+      else
+        /usr/bin/time -v "$bin" -q "${flags[@]}" "$file" >"$out" 2>"$tv"
+      fi
+      echo "Steal ticks: $(($(steal_ticks) - steal_before))" >>"$tv"
+      cmp -s "$out" "$dir/$name.truth" || ok[$mode]=DIFFERS
+    done
+  done
+}
+
 header() {
-  printf '%-10s %-5s %11s %9s %7s %8s %8s %6s %6s %7s %7s %8s %11s  %s\n' \
-    workload mode records MB wall_s Mrec/s MB/s user_s sys_s steal_s x_cat rss_MiB runs_wall_s truth
+  printf '%-10s %-7s %11s %9s %7s %8s %8s %6s %6s %7s %7s %8s %8s %11s  %s\n' \
+    workload mode records MB wall_s Mrec/s MB/s user_s sys_s steal_s x_cat rss_MiB minflt_k runs_wall_s truth
 }
 
 gen_workload() {
@@ -138,12 +162,12 @@ damon=$(cat /sys/kernel/mm/damon/admin/kdamonds/0/state 2>/dev/null || echo abse
 reporting=$(cat /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null || echo absent)
 echo "# DAMON (reclaims idle page cache): $damon; free page reporting order: $reporting; THP: $(sed -E 's/.*\[(.*)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 cargo bench --quiet --no-run --bench memlat
-for name in syn streams wide; do
-  # shellcheck disable=SC2046 # the flags are words
-  gen_workload "$name" $(workload_gen_flags "$name")
-done
 header
 for name in syn streams wide; do
+  # Each just before its runs, so that its pages have not sat idle (and
+  # been split or evicted) while another's ran.
+  # shellcheck disable=SC2046 # the flags are words
+  gen_workload "$name" $(workload_gen_flags "$name")
   # shellcheck disable=SC2046
   measure "$name" "$dir/$name.snoop" $(workload_flags "$name")
 done
