@@ -344,7 +344,6 @@ impl Source {
         }
     }
 
-    /// Frames the whole input into `sink`, on the calling thread.
     /// Frames the whole input into `sink`, on the calling thread. Pipe
     /// buffers and record vectors come back from the workers through
     /// `spares`, so the steady state allocates nothing.
