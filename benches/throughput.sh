@@ -15,15 +15,17 @@
 # minor page faults (/usr/bin/time -v) of the run with the median wall
 # time, and the fastest and slowest wall times: on a shared machine single
 # runs wander. How the file's pages came into the cache moves the mapped
-# runs: the faults of a map depend on the page cache's folio sizes. Each mode first runs once untimed: on a VM that hands
-# freed memory back to its host (virtio-balloon free page reporting), the
-# first run after a pause pays the host for every fresh page (wide: 0.30
-# against 0.13 s). Before each workload it prints the memory latency at
-# 1 to 64 MiB (benches/memlat.rs), which moves with the host's other
-# tenants and connbal's speed with it, and each row the CPU time the
-# hypervisor took from the VM while its run ran (steal_s: both cores, from
-# /proc/stat, whoever was running). Every run's output is compared with
-# the generator's ground truth. No pass/fail on time.
+# runs: the faults of a map depend on the page cache's folio sizes
+# (benches/workloads.sh, as_read_from_disk). Each mode first runs once
+# untimed: on a VM that hands freed memory back to its host (virtio-balloon
+# free page reporting), the first run after a pause pays the host for
+# every fresh page (wide: 0.30 against 0.13 s). Before each workload it
+# prints the memory latency at 1 to 64 MiB (benches/memlat.rs), which
+# moves with the host's other tenants and connbal's speed with it, and
+# each row the CPU time the hypervisor took from the VM while its run ran
+# (steal_s: both cores, from /proc/stat, whoever was running). Every
+# run's output is compared with the generator's ground truth. No
+# pass/fail on time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -117,8 +119,8 @@ cache_state() {
 # timed_runs NAME FILE MODES...: runs connbal in each mode (written and
 # file: on the file, mapped; pipe: through cat), the modes taking turns so
 # that none has all the first runs (which pay for whatever the machine
-# was doing before); sets ok[MODE] to DIFFERS if an output is not the
-# ground truth.
+# was doing before). Called from measure, whose flags it runs with and
+# whose ok[MODE] it sets to DIFFERS if an output is not the ground truth.
 timed_runs() {
   local name=$1 file=$2; shift 2
   local mode run
