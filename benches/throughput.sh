@@ -167,7 +167,7 @@ cargo bench --quiet --no-run --bench memlat
 header
 for name in syn streams wide; do
   # Each just before its runs, so that its pages have not sat idle (and
-  # been split or evicted) while another's ran.
+  # been partly evicted) while another's ran.
   # shellcheck disable=SC2046 # the flags are words
   gen_workload "$name" $(workload_gen_flags "$name")
   # shellcheck disable=SC2046

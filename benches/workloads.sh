@@ -23,9 +23,10 @@ workload_flags() {
 # Puts FILE in the page cache as a replay of a capture saved on disk finds
 # it: written back, dropped, and read again. What a writer leaves in the
 # cache depends on how it wrote, and on how long the pages sat since (a
-# machine that reclaims idle memory, as this project's VM does, splits
-# and evicts them); a read from disk leaves what the kernel's readahead
-# makes of the file, the same each time. A mapped replay's page faults
+# machine that reclaims idle memory, as this project's VM does, evicts
+# parts, which come back in whatever pieces the next read asks for); a
+# read from disk leaves what the kernel's readahead makes of the file,
+# the same each time. A mapped replay's page faults
 # follow the folio sizes: on this project's VM (ext4, Linux 6.18) the
 # streams capture costs 8.6 k minor faults read back, 14.9 k as
 # connbal-gen wrote it, 30.6 k after a night in the cache.
