@@ -403,37 +403,30 @@ const RELEASE_STEP: usize = 16 << 20;
 /// 1.5 GB), has little left to do. Whole runs take the same time: an
 /// entry costs about 200 ns to drop wherever that is done.
 fn release_behind(map: &Mmap, mut released: usize, pos: usize) -> usize {
-    let base = map.as_ptr() as usize;
     // Most batches move less than a step; a record of up to 16 MiB moves
     // the reader further, and the steps catch up with it at once.
     while pos >= released + RELEASE_LAG + RELEASE_STEP {
-        // Steps are whole multiples of any page size from a page-aligned
-        // base.
-        drop_pages(base + released, RELEASE_STEP);
+        drop_step(map, released);
         released += RELEASE_STEP;
     }
     released
 }
 
-#[cfg(target_os = "linux")]
+/// Drops the page-table entries of the [`RELEASE_STEP`] of `map` from
+/// `offset` (inside the map: the step lies behind the reader).
+#[cfg(unix)]
 #[allow(unsafe_code)]
-fn drop_pages(start: usize, len: usize) {
-    // SAFETY: `start..start + len` is whole pages of a read-only shared
-    // map of a file, which connbal never writes. MADV_DONTNEED only drops
-    // their page-table entries: the next access (a thread still reading a
+fn drop_step(map: &Mmap, offset: usize) {
+    // SAFETY: the step is whole pages of a read-only shared map of a
+    // file, which connbal never writes. MADV_DONTNEED only drops their
+    // page-table entries: the next access (a thread still reading a
     // neighbouring record, say) faults the same page-cache page back in,
     // holding the same bytes, so nothing any reference sees changes.
-    let _ = unsafe {
-        rustix::mm::madvise(
-            start as *mut std::ffi::c_void,
-            len,
-            rustix::mm::Advice::LinuxDontNeed,
-        )
-    };
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, RELEASE_STEP) };
 }
 
-#[cfg(not(target_os = "linux"))]
-fn drop_pages(_start: usize, _len: usize) {}
+#[cfg(not(unix))]
+fn drop_step(_map: &Mmap, _offset: usize) {}
 
 fn io_text(e: &io::Error) -> String {
     let s = e.to_string();
